@@ -1,0 +1,106 @@
+"""Triangle meshes: a small container, PLY read/write (with vertex colours)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atlas.io_utils import atomic_path
+
+
+@dataclass
+class Mesh:
+    """vertices: (V, 3) float32 world metres; faces: (F, 3) int64 vertex indices;
+    colors: optional (V, 3) uint8 RGB."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float32).reshape(-1, 3)
+        self.faces = np.asarray(self.faces, dtype=np.int64).reshape(-1, 3)
+        if self.colors is not None:
+            self.colors = np.asarray(self.colors, dtype=np.uint8).reshape(-1, 3)
+            if len(self.colors) != len(self.vertices):
+                raise ValueError(f"{len(self.colors)} colours for {len(self.vertices)} vertices")
+        if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
+            raise ValueError("face indices out of range")
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self.faces) == 0
+
+    def face_normals(self) -> np.ndarray:
+        """(F, 3) unit normals, right-handed winding (v1 - v0) x (v2 - v0)."""
+        tri = self.vertices[self.faces].astype(np.float64)
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+    def face_areas(self) -> np.ndarray:
+        """(F,) triangle areas in square metres."""
+        tri = self.vertices[self.faces].astype(np.float64)
+        return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+
+    def translated(self, offset: np.ndarray) -> Mesh:
+        return Mesh(self.vertices + np.asarray(offset, dtype=np.float32), self.faces.copy(),
+                    None if self.colors is None else self.colors.copy())
+
+    @staticmethod
+    def concatenate(meshes: list[Mesh]) -> Mesh:
+        """One mesh holding all the given meshes (colours kept only if all have them)."""
+        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+        colors = None
+        if meshes and all(m.colors is not None for m in meshes):
+            colors = np.concatenate([m.colors for m in meshes])
+        return Mesh(np.concatenate([m.vertices for m in meshes]),
+                    np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=True)]),
+                    colors)
+
+
+def write_ply(mesh: Mesh, path: str | Path) -> None:
+    """Write a binary little-endian PLY atomically (vertex x,y,z float; red,green,blue uchar
+    when the mesh has colours; faces as uchar-counted int lists)."""
+    props = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if mesh.colors is not None:
+        props += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vert = np.empty(len(mesh.vertices), dtype=props)
+    vert["x"], vert["y"], vert["z"] = mesh.vertices.T
+    if mesh.colors is not None:
+        vert["red"], vert["green"], vert["blue"] = mesh.colors.T
+    face = np.empty(len(mesh.faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
+    face["n"] = 3
+    face["idx"] = mesh.faces
+    type_names = {"<f4": "float", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0", "comment atlas",
+              f"element vertex {len(vert)}"]
+    header += [f"property {type_names[t]} {n}" for n, t in props]
+    header += [f"element face {len(face)}", "property list uchar int vertex_indices",
+               "end_header"]
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(("\n".join(header) + "\n").encode("ascii"))
+        f.write(vert.tobytes())
+        f.write(face.tobytes())
+
+
+def read_ply(path: str | Path) -> Mesh:
+    """Read a triangle mesh (any PLY Open3D reads: ascii or binary, with or without colour).
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or
+    holds no vertices.
+    """
+    import open3d as o3d
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: mesh file not found")
+    o3d_mesh = o3d.io.read_triangle_mesh(str(path))
+    vertices = np.asarray(o3d_mesh.vertices)
+    if len(vertices) == 0:
+        raise ValueError(f"{path}: not a readable mesh (no vertices)")
+    colors = None
+    if o3d_mesh.has_vertex_colors():
+        colors = np.clip(np.rint(np.asarray(o3d_mesh.vertex_colors) * 255), 0, 255)
+    return Mesh(vertices, np.asarray(o3d_mesh.triangles), colors)

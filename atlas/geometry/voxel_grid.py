@@ -1,0 +1,126 @@
+"""A dense voxel grid of TSDF values, with ``.npz`` storage and coarsening.
+
+Conventions (DESIGN.md section 4): ``origin`` is the world position (metres) of the
+centre of voxel (0, 0, 0); voxel (i, j, k) has centre ``origin + voxel_size * (i, j, k)``.
+TSDF values are signed distances divided by the truncation distance, clamped to
+[-1, 1], positive in front of surfaces; unobserved voxels have weight 0 and value 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atlas.io_utils import atomic_path
+
+REQUIRED_KEYS = ("tsdf", "weight", "origin", "voxel_size")
+
+
+@dataclass
+class VoxelGrid:
+    """TSDF volume.
+
+    tsdf: (X, Y, Z) float32 in [-1, 1]; weight: (X, Y, Z) float32, 0 = unobserved;
+    origin: (3,) float64 world metres of voxel (0,0,0)'s centre; voxel_size: metres;
+    color: optional (X, Y, Z, 3) uint8 RGB; trunc_voxels: truncation distance in voxels.
+    """
+
+    tsdf: np.ndarray
+    weight: np.ndarray
+    origin: np.ndarray
+    voxel_size: float
+    color: np.ndarray | None = None
+    trunc_voxels: float = 3.0
+
+    def __post_init__(self) -> None:
+        self.tsdf = np.asarray(self.tsdf, dtype=np.float32)
+        self.weight = np.asarray(self.weight, dtype=np.float32)
+        self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
+        self.voxel_size = float(self.voxel_size)
+        if self.tsdf.ndim != 3 or self.tsdf.shape != self.weight.shape:
+            raise ValueError(f"tsdf {self.tsdf.shape} and weight {self.weight.shape} must be "
+                             "equal 3-D shapes")
+        if self.color is not None and self.color.shape != (*self.tsdf.shape, 3):
+            raise ValueError(f"color shape {self.color.shape} does not match tsdf {self.tsdf.shape}")
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.tsdf.shape  # type: ignore[return-value]
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(X, Y, Z) bool: voxels with weight > 0."""
+        return self.weight > 0
+
+    @property
+    def trunc_distance(self) -> float:
+        """Truncation distance in metres."""
+        return self.trunc_voxels * self.voxel_size
+
+    def voxel_centers(self) -> np.ndarray:
+        """(X, Y, Z, 3) float64 world metres of every voxel centre."""
+        idx = np.stack(np.meshgrid(*[np.arange(n) for n in self.shape], indexing="ij"), axis=-1)
+        return self.origin + self.voxel_size * idx
+
+    def world_to_index(self, points: np.ndarray) -> np.ndarray:
+        """Continuous voxel coordinates (N, 3) of world points (N, 3) metres."""
+        return (np.asarray(points, dtype=np.float64) - self.origin) / self.voxel_size
+
+    def save(self, path: str | Path) -> None:
+        """Write a compressed ``.npz`` (tsdf, weight, origin, voxel_size[, color]) atomically."""
+        arrays = {"tsdf": self.tsdf, "weight": self.weight, "origin": self.origin,
+                  "voxel_size": np.float64(self.voxel_size),
+                  "trunc_voxels": np.float64(self.trunc_voxels)}
+        if self.color is not None:
+            arrays["color"] = self.color
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> VoxelGrid:
+        """Read a grid written by :meth:`save`; a clear ``ValueError`` names a bad file."""
+        path = Path(path)
+        try:
+            with np.load(path) as data:
+                missing = [k for k in REQUIRED_KEYS if k not in data]
+                if missing:
+                    raise ValueError(f"{path}: not a TSDF grid, missing keys {missing}")
+                return cls(
+                    tsdf=data["tsdf"], weight=data["weight"], origin=data["origin"],
+                    voxel_size=float(data["voxel_size"]),
+                    color=data["color"] if "color" in data else None,
+                    trunc_voxels=float(data["trunc_voxels"]) if "trunc_voxels" in data else 3.0,
+                )
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such TSDF grid file") from None
+        except (OSError, EOFError) as err:  # zip/npz corruption
+            raise ValueError(f"{path}: unreadable TSDF grid ({err})") from None
+
+    def coarsen(self, voxel_size: float) -> VoxelGrid:
+        """The grid at a coarser ``voxel_size`` (an integer multiple of the current one).
+
+        Voxel (i, j, k) of the result is voxel (k*i, k*j, k*k) of this grid (same origin,
+        same world positions, no interpolation); TSDF values are re-normalised to the
+        new truncation distance (``trunc_voxels`` coarse voxels). Values saturated at
+        +-1 here stay +-1 (their distance is only known to exceed the old truncation), so
+        zero crossings are exact when the coarse spacing is at most the fine truncation
+        distance (4 -> 8 cm with 3-voxel truncation); fuse depth directly at the coarse
+        size when exact values far from the surface matter.
+        """
+        factor = voxel_size / self.voxel_size
+        k = round(factor)
+        if k < 1 or abs(factor - k) > 1e-6:
+            raise ValueError(f"coarsen: {voxel_size} m is not an integer multiple of "
+                             f"{self.voxel_size} m")
+        tsdf = self.tsdf[::k, ::k, ::k]
+        saturated = np.abs(tsdf) >= 1.0
+        tsdf = np.where(saturated, np.sign(tsdf), tsdf / k).astype(np.float32)
+        weight = self.weight[::k, ::k, ::k]
+        tsdf[weight <= 0] = 1.0
+        color = None if self.color is None else self.color[::k, ::k, ::k]
+        return VoxelGrid(tsdf, weight.copy(), self.origin.copy(), voxel_size, color,
+                         self.trunc_voxels)
