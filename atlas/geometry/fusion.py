@@ -15,6 +15,7 @@ axis), voxels with ``sdf < -trunc`` (behind the surface) are skipped, the rest g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -113,9 +114,8 @@ class TSDFFusion:
         if color is not None and self.color is None:
             raise ValueError(f"{name}: colour given but the volume was made without colour")
 
+        # Invalid depths (0, NaN, inf, beyond max_depth) are masked inside the kernels.
         depth_t = _as_tensor(depth, self.device, torch.float32)
-        depth_t = torch.where(torch.isfinite(depth_t) & (depth_t > 0)
-                              & (depth_t <= self.max_depth), depth_t, torch.zeros_like(depth_t))
         K_t = _as_tensor(K, self.device, torch.float64)
         pose_t = _as_tensor(cam_to_world, self.device, torch.float64)
         brick_ids = (self._surface_bricks(depth_t, K_t, pose_t) if self.mode == "surface"
@@ -139,31 +139,42 @@ class TSDFFusion:
                         ) -> torch.Tensor:
         """Ids of bricks holding a voxel centre within the truncation band of a depth point.
 
-        Depth pixels are subsampled (every 2nd); the band is widened by one voxel to cover
-        the gaps. Since the band (trunc + 1 voxel) is narrower than a brick, each point's
-        band box spans at most 2 bricks per axis.
+        Depth pixels are subsampled with a stride that keeps neighbouring samples at most
+        one voxel apart at ``max_depth``; the band is widened by that voxel. The band box
+        ``p +- margin`` is narrower than a brick, so the bricks of its 8 corners are all
+        the bricks it touches.
         """
-        sub = depth[::2, ::2]
-        v, u = torch.nonzero(sub > 0, as_tuple=True)
-        if v.numel() == 0:
-            return torch.zeros(0, dtype=torch.long, device=self.device)
-        d = sub[v, u].to(torch.float64)
-        u = u.to(torch.float64) * 2
-        v = v.to(torch.float64) * 2
-        cam = torch.stack(((u - K[0, 2]) / K[0, 0] * d, (v - K[1, 2]) / K[1, 1] * d, d), -1)
-        world = cam @ pose[:3, :3].T + pose[:3, 3]
-        grid = ((world - self._origin_t) / self.voxel_size).to(torch.float32)  # voxel coords
-        margin = min(self.trunc_voxels + 1.0, BRICK - 1)
-        lo = torch.ceil(grid - margin).long().div(BRICK, rounding_mode="floor")
-        hi = torch.floor(grid + margin).long().div(BRICK, rounding_mode="floor")
-        marked = torch.zeros(int(np.prod(self.bricks_shape)), dtype=torch.bool, device=self.device)
-        for dx in (0, 1):
-            for dy in (0, 1):
-                for dz in (0, 1):
-                    b = lo + torch.tensor([dx, dy, dz], device=self.device)
-                    ok = ((b <= hi) & (b >= 0) & (b < self._brick_dims)).all(-1)
-                    marked[(b[ok] * self._brick_strides).sum(-1)] = True
+        fx = float(K[0, 0])
+        stride = int(min(4, max(1, self.voxel_size * fx / self.max_depth)))
+        sub = depth[::stride, ::stride]
+        rays = self._subsampled_rays(K, stride, sub.shape)  # (h, w, 3) camera, z = 1
+        R = pose[:3, :3].to(torch.float32)
+        # Voxel coordinates of the points: (R (ray * d) + t - origin) / voxel_size.
+        cam_to_grid = (R / self.voxel_size).T
+        offset = ((pose[:3, 3] - self._origin_t) / self.voxel_size).to(torch.float32)
+        n_bricks = self.tsdf.shape[0]
+        ids = _compiled("band_bricks", _band_brick_ids)(
+            rays, sub, self.max_depth, cam_to_grid, offset,
+            min(self.trunc_voxels + 1.0, BRICK - 1),
+            self._brick_dims.to(torch.float32), self._brick_strides.to(torch.float32), n_bricks)
+        marked = torch.zeros(n_bricks + 1, dtype=torch.bool, device=self.device)
+        marked[ids] = True
+        marked = marked[:n_bricks]
         return torch.nonzero(marked).squeeze(1)
+
+    def _subsampled_rays(self, K: torch.Tensor, stride: int, hw: tuple[int, int]
+                         ) -> torch.Tensor:
+        """(h, w, 3) float32 camera rays (z = 1) through every ``stride``-th pixel (cached)."""
+        key = (tuple(K.flatten().tolist()), stride, tuple(hw))
+        if getattr(self, "_rays_key", None) != key:
+            v, u = torch.meshgrid(torch.arange(hw[0], device=self.device) * stride,
+                                  torch.arange(hw[1], device=self.device) * stride,
+                                  indexing="ij")
+            Kf = K.to(torch.float32)
+            self._rays = torch.stack(((u - Kf[0, 2]) / Kf[0, 0], (v - Kf[1, 2]) / Kf[1, 1],
+                                      torch.ones_like(u, dtype=torch.float32)), -1)
+            self._rays_key = key
+        return self._rays
 
     def _frustum_bricks(self, image_hw: tuple[int, int], K: torch.Tensor, pose: torch.Tensor
                         ) -> torch.Tensor:
@@ -199,26 +210,23 @@ class TSDFFusion:
         bz = self._brick_dims[2]
         by = self._brick_dims[1]
         bxyz = torch.stack([brick_ids // (by * bz), (brick_ids // bz) % by, brick_ids % bz], -1)
-        # Camera coordinates = brick corner (float64, small count) + local offsets (float32).
+        # Camera coordinates = brick corner (float64, few) + local offsets (float32, shared).
         world_to_cam_R = pose[:3, :3].T
         corner_world = self._origin_t + bxyz.to(torch.float64) * (BRICK * self.voxel_size)
         corner_cam = ((corner_world - pose[:3, 3]) @ world_to_cam_R.T).to(torch.float32)
         local_cam = (self._local * self.voxel_size) @ world_to_cam_R.T.to(torch.float32)
-        cam = corner_cam[:, None, :] + local_cam[None]  # (M, 512, 3)
-        tsdf_new, valid, pix = _voxel_tsdf(
-            cam, depth, K.to(torch.float32), self.trunc)
-        old_t = self.tsdf[brick_ids]
-        old_w = self.weight[brick_ids]
-        new_w = old_w + valid
-        self.tsdf[brick_ids] = torch.where(
-            valid.bool(), (old_t * old_w + tsdf_new) / new_w.clamp_min(1), old_t)
-        self.weight[brick_ids] = new_w
+        intr = K.to(torch.float32)[[0, 1, 0, 1], [0, 1, 2, 2]]  # fx, fy, cx, cy
+        old_t = self.tsdf.index_select(0, brick_ids)
+        old_w = self.weight.index_select(0, brick_ids)
+        new_t, new_w, pix, valid = _compiled("fuse_voxels", _fuse_voxels)(
+            old_t, old_w, corner_cam, local_cam, depth, intr, self.trunc, self.max_depth)
+        self.tsdf.index_copy_(0, brick_ids, new_t)
+        self.weight.index_copy_(0, brick_ids, new_w)
         if color is not None and self.color is not None:
             sampled = color.reshape(-1, 3)[pix.reshape(-1)].reshape(*pix.shape, 3)
-            old_c = self.color[brick_ids]
-            self.color[brick_ids] = torch.where(
-                valid.bool()[..., None],
-                (old_c * old_w[..., None] + sampled) / new_w.clamp_min(1)[..., None], old_c)
+            old_c = self.color.index_select(0, brick_ids)
+            mixed = (old_c * old_w[..., None] + sampled) / new_w.clamp_min(1)[..., None]
+            self.color.index_copy_(0, brick_ids, torch.where(valid[..., None], mixed, old_c))
 
     # ------------------------------------------------------------------ output
     def to_grid(self) -> VoxelGrid:
@@ -239,25 +247,72 @@ class TSDFFusion:
                          self.voxel_size, color, self.trunc_voxels)
 
 
-def _voxel_tsdf(cam: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, trunc: float
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-voxel truncated SDF observation of one frame.
+def _fuse_voxels(old_t: torch.Tensor, old_w: torch.Tensor, corner_cam: torch.Tensor,
+                 local_cam: torch.Tensor, depth: torch.Tensor, intr: torch.Tensor, trunc: float,
+                 max_depth: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted running-average TSDF update of M bricks for one frame.
 
-    cam: (..., 3) voxel centres in camera metres; depth: (H, W) metres (0 = none);
-    K: (3, 3) float32. Returns tsdf (...) in [-1, 1], valid (...) float 0/1 and the
-    flat nearest-pixel index (...) (0 where invalid).
+    old_t, old_w: (M, 512) current tsdf and weight; corner_cam: (M, 3) camera coordinates
+    (metres) of each brick's first voxel centre; local_cam: (512, 3) offsets of the brick's
+    voxel centres in camera axes; depth: (H, W) metres, valid in (0, max_depth] (0, NaN
+    and inf are no measurement); intr: (4,) fx, fy, cx, cy; trunc: metres. Returns the new tsdf and weight (M, 512), the flat nearest-pixel
+    index (M, 512) and the bool mask of voxels this frame observed.
     """
     h, w = depth.shape
+    cam = corner_cam[:, None, :] + local_cam[None]
     z = cam[..., 2]
     zs = z.clamp_min(1e-6)
-    u = torch.round(cam[..., 0] / zs * K[0, 0] + K[0, 2])
-    v = torch.round(cam[..., 1] / zs * K[1, 1] + K[1, 2])
+    u = torch.round(cam[..., 0] / zs * intr[0] + intr[2])
+    v = torch.round(cam[..., 1] / zs * intr[1] + intr[3])
     inside = (z > 0) & (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
     pix = torch.where(inside, v * w + u, torch.zeros_like(u)).long()
     d = depth.reshape(-1)[pix]
     sdf = d - z
-    valid = inside & (d > 0) & (sdf >= -trunc)
-    return torch.clamp(sdf / trunc, max=1.0), valid.to(depth.dtype), pix
+    valid = inside & (d > 0) & (d <= max_depth) & (sdf >= -trunc)
+    obs = torch.clamp(sdf / trunc, max=1.0)
+    new_w = old_w + valid.to(old_w.dtype)
+    new_t = torch.where(valid, (old_t * old_w + obs) / new_w.clamp_min(1.0), old_t)
+    return new_t, new_w, pix, valid
+
+
+def _band_brick_ids(rays: torch.Tensor, depth: torch.Tensor, max_depth: float,
+                    cam_to_grid: torch.Tensor,
+                    offset: torch.Tensor, margin: float, dims: torch.Tensor,
+                    strides: torch.Tensor, n_bricks: int) -> torch.Tensor:
+    """Brick ids (8 * N,) of the 8 corners of each depth point's band box ``p +- margin``.
+
+    rays: (h, w, 3) camera rays with z = 1; depth: (h, w) metres, valid in (0, max_depth];
+    cam_to_grid: (3, 3) maps camera metres to voxel units; offset: (3,) the camera centre
+    in voxel coordinates; margin: voxels; dims, strides: (3,) brick grid size and strides.
+    Points without depth get the id ``n_bricks`` (a trash slot).
+    """
+    grid = (rays * depth[..., None]).reshape(-1, 3) @ cam_to_grid + offset
+    lo = torch.floor(torch.ceil(grid - margin) / BRICK)
+    hi = torch.floor(torch.floor(grid + margin) / BRICK)
+    lo = torch.minimum(torch.clamp_min(lo, 0), dims - 1) * strides
+    hi = torch.minimum(torch.clamp_min(hi, 0), dims - 1) * strides
+    corners = torch.stack([torch.stack([lo[:, 0], hi[:, 0]])[i] + torch.stack(
+        [lo[:, 1], hi[:, 1]])[j] + torch.stack([lo[:, 2], hi[:, 2]])[k]
+        for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    valid = ((depth > 0) & (depth <= max_depth)).reshape(1, -1)
+    return torch.where(valid, corners, torch.full_like(corners, n_bricks)).long().reshape(-1)
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _compiled(name: str, fn):
+    """``fn`` compiled with ``torch.compile(dynamic=True)`` (cached by name), or ``fn``
+    itself when ``ATLAS_COMPILE=0`` or compiling is unavailable."""
+    if name not in _COMPILED:
+        kernel = fn
+        if os.environ.get("ATLAS_COMPILE", "1") != "0":
+            try:
+                kernel = torch.compile(fn, dynamic=True)
+            except Exception:  # no compiler toolchain: stay eager
+                kernel = fn
+        _COMPILED[name] = kernel
+    return _COMPILED[name]
 
 
 def fuse_depth_frames(frames: Iterable[tuple], bounds_min: np.ndarray, bounds_max: np.ndarray,

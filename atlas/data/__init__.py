@@ -1,0 +1,1 @@
+"""Data: synthetic ScanNet-format scenes, raw-format writers and readers."""

@@ -1,0 +1,1 @@
+"""Evaluation: mesh metrics (and, later, depth metrics, reports, rendering)."""
