@@ -75,8 +75,7 @@ def run_ours(depths, K, poses, device: str) -> tuple[float, np.ndarray]:
     metres = [torch.from_numpy(d.astype(np.float32) / 1000.0).to(device) for d in depths]
     best = float("inf")
     for _ in range(ARGS.repeat):
-        fusion = TSDFFusion.from_bounds(lo, hi, ARGS.voxel, max_depth=ARGS.max_depth,
-                                        device=device)
+        fusion = TSDFFusion.from_bounds(lo, hi, ARGS.voxel, max_depth=ARGS.max_depth, device=device)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -95,16 +94,33 @@ def run_open3d(depths, K, poses) -> tuple[float, np.ndarray]:
     best = float("inf")
     for _ in range(ARGS.repeat):
         vbg = o3d.t.geometry.VoxelBlockGrid(
-            attr_names=("tsdf", "weight"), attr_dtypes=(o3c.float32, o3c.float32),
-            attr_channels=((1), (1)), voxel_size=ARGS.voxel, block_resolution=8,
-            block_count=100000, device=o3c.Device("CPU:0"))
+            attr_names=("tsdf", "weight"),
+            attr_dtypes=(o3c.float32, o3c.float32),
+            attr_channels=((1), (1)),
+            voxel_size=ARGS.voxel,
+            block_resolution=8,
+            block_count=100000,
+            device=o3c.Device("CPU:0"),
+        )
         t = time.perf_counter()
         for img, extr in zip(images, extrs, strict=True):
             coords = vbg.compute_unique_block_coordinates(
-                img, intr, extr, depth_scale=1000.0, depth_max=ARGS.max_depth,
-                trunc_voxel_multiplier=3.0)
-            vbg.integrate(coords, img, intr, extr, depth_scale=1000.0,
-                          depth_max=ARGS.max_depth, trunc_voxel_multiplier=3.0)
+                img,
+                intr,
+                extr,
+                depth_scale=1000.0,
+                depth_max=ARGS.max_depth,
+                trunc_voxel_multiplier=3.0,
+            )
+            vbg.integrate(
+                coords,
+                img,
+                intr,
+                extr,
+                depth_scale=1000.0,
+                depth_max=ARGS.max_depth,
+                trunc_voxel_multiplier=3.0,
+            )
         best = min(best, time.perf_counter() - t)
     mesh = vbg.extract_triangle_mesh(weight_threshold=0.5).to_legacy()
     return len(depths) / best, np.asarray(mesh.vertices)
@@ -112,12 +128,16 @@ def run_open3d(depths, K, poses) -> tuple[float, np.ndarray]:
 
 def main() -> None:
     torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
-    print(f"fusion benchmark: voxel {ARGS.voxel} m, depth cut {ARGS.max_depth} m, "
-          f"torch threads {torch.get_num_threads()}, device {ARGS.device}, "
-          f"best of {ARGS.repeat}")
+    print(
+        f"fusion benchmark: voxel {ARGS.voxel} m, depth cut {ARGS.max_depth} m, "
+        f"torch threads {torch.get_num_threads()}, device {ARGS.device}, "
+        f"best of {ARGS.repeat}"
+    )
     sequences = {"synthetic": load_synthetic(ARGS.frames), "7scenes-dev": load_7scenes(ARGS.frames)}
-    print(f"{'sequence':<12} {'frames':>6} {'ours f/s':>9} {'open3d f/s':>10} {'ratio':>6} "
-          f"{'chamfer cm':>10} {'F@2cm':>6}")
+    print(
+        f"{'sequence':<12} {'frames':>6} {'ours f/s':>9} {'open3d f/s':>10} {'ratio':>6} "
+        f"{'chamfer cm':>10} {'F@2cm':>6}"
+    )
     for name, seq in sequences.items():
         if seq is None:
             print(f"{name:<12} skipped: {SEVEN_SCENES} not found")
@@ -125,10 +145,13 @@ def main() -> None:
         depths, K, poses = seq
         ours_fps, ours_pts = run_ours(depths, K, poses, ARGS.device)
         o3d_fps, o3d_pts = run_open3d(depths, K, poses)
-        m = point_metrics(voxel_downsample(ours_pts, 0.01), voxel_downsample(o3d_pts, 0.01),
-                          threshold=0.02)
-        print(f"{name:<12} {len(depths):>6} {ours_fps:>9.1f} {o3d_fps:>10.1f} "
-              f"{ours_fps / o3d_fps:>6.2f} {100 * m['chamfer']:>10.2f} {m['fscore']:>6.3f}")
+        m = point_metrics(
+            voxel_downsample(ours_pts, 0.01), voxel_downsample(o3d_pts, 0.01), threshold=0.02
+        )
+        print(
+            f"{name:<12} {len(depths):>6} {ours_fps:>9.1f} {o3d_fps:>10.1f} "
+            f"{ours_fps / o3d_fps:>6.2f} {100 * m['chamfer']:>10.2f} {m['fscore']:>6.3f}"
+        )
     sys.stdout.flush()
 
 

@@ -29,11 +29,12 @@ class Room:
 @dataclass
 class _Footprint:
     center: np.ndarray  # (2,) metres
-    radius: float       # bounding circle, metres
+    radius: float  # bounding circle, metres
 
 
-def _furniture(kind: str, rng: np.random.Generator, material: int, edge: float
-               ) -> tuple[Part, float]:
+def _furniture(
+    kind: str, rng: np.random.Generator, material: int, edge: float
+) -> tuple[Part, float]:
     """One piece of furniture at the origin (base centred on (0,0,0)); returns the part and
     its bounding-circle radius."""
     if kind == "box":
@@ -41,24 +42,41 @@ def _furniture(kind: str, rng: np.random.Generator, material: int, edge: float
         part = box(size, material, edge)
     elif kind == "table":
         w, d, h = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.0), rng.uniform(0.68, 0.8)
-        top = box(np.array([w, d, 0.04]), material, edge, np.array([0, 0, h - 0.04]),
-                  skip_bottom=False)
+        top = box(
+            np.array([w, d, 0.04]), material, edge, np.array([0, 0, h - 0.04]), skip_bottom=False
+        )
         leg = 0.05
-        legs = [box(np.array([leg, leg, h - 0.04]), material, edge,
-                    np.array([sx * (w / 2 - leg), sy * (d / 2 - leg), 0.0]))
-                for sx in (-1, 1) for sy in (-1, 1)]
+        legs = [
+            box(
+                np.array([leg, leg, h - 0.04]),
+                material,
+                edge,
+                np.array([sx * (w / 2 - leg), sy * (d / 2 - leg), 0.0]),
+            )
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         part = Part.concatenate([top, *legs])
         size = np.array([w, d, h])
     elif kind == "shelf":
         w, d, h = rng.uniform(0.6, 1.5), rng.uniform(0.25, 0.45), rng.uniform(1.1, 2.0)
         t = 0.03
-        sides = [box(np.array([t, d, h]), material, edge, np.array([sx * (w - t) / 2, 0, 0]))
-                 for sx in (-1, 1)]
+        sides = [
+            box(np.array([t, d, h]), material, edge, np.array([sx * (w - t) / 2, 0, 0]))
+            for sx in (-1, 1)
+        ]
         back = box(np.array([w, t, h]), material, edge, np.array([0, (d - t) / 2, 0]))
         n_boards = int(rng.integers(3, 6))
-        boards = [box(np.array([w - 2 * t, d - t, t]), material, edge,
-                      np.array([0, -t / 2, z]), skip_bottom=False)
-                  for z in np.linspace(0.05, h - t, n_boards)]
+        boards = [
+            box(
+                np.array([w - 2 * t, d - t, t]),
+                material,
+                edge,
+                np.array([0, -t / 2, z]),
+                skip_bottom=False,
+            )
+            for z in np.linspace(0.05, h - t, n_boards)
+        ]
         part = Part.concatenate([*sides, back, *boards])
         size = np.array([w, d, h])
     elif kind == "cylinder":
@@ -66,13 +84,20 @@ def _furniture(kind: str, rng: np.random.Generator, material: int, edge: float
         return cylinder(r, h, material, edge, np.zeros(3)), r
     elif kind == "chair":
         s, h = rng.uniform(0.4, 0.5), rng.uniform(0.42, 0.48)
-        seat = box(np.array([s, s, 0.05]), material, edge, np.array([0, 0, h]),
-                   skip_bottom=False)
-        back = box(np.array([s, 0.05, 0.45]), material, edge, np.array([0, s / 2 - 0.025,
-                                                                          h + 0.05]))
-        legs = [box(np.array([0.04, 0.04, h]), material, edge,
-                    np.array([sx * (s / 2 - 0.02), sy * (s / 2 - 0.02), 0.0]))
-                for sx in (-1, 1) for sy in (-1, 1)]
+        seat = box(np.array([s, s, 0.05]), material, edge, np.array([0, 0, h]), skip_bottom=False)
+        back = box(
+            np.array([s, 0.05, 0.45]), material, edge, np.array([0, s / 2 - 0.025, h + 0.05])
+        )
+        legs = [
+            box(
+                np.array([0.04, 0.04, h]),
+                material,
+                edge,
+                np.array([sx * (s / 2 - 0.02), sy * (s / 2 - 0.02), 0.0]),
+            )
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         part = Part.concatenate([seat, back, *legs])
         size = np.array([s, s, h + 0.5])
     else:
@@ -95,8 +120,9 @@ def scan_path(size: np.ndarray, n_frames: int, rng: np.random.Generator) -> np.n
     def wobble(amplitude: float, n_terms: int = 3) -> np.ndarray:
         freqs = rng.uniform(1.0, 4.0, n_terms)
         phases = rng.uniform(0, 2 * np.pi, n_terms)
-        return amplitude * np.mean([np.sin(2 * np.pi * f * t + p)
-                                    for f, p in zip(freqs, phases, strict=True)], axis=0)
+        return amplitude * np.mean(
+            [np.sin(2 * np.pi * f * t + p) for f, p in zip(freqs, phases, strict=True)], axis=0
+        )
 
     centre = size[:2] / 2
     semi = np.maximum(size[:2] / 2 * rng.uniform(0.2, 0.4), 0.3)
@@ -110,8 +136,9 @@ def scan_path(size: np.ndarray, n_frames: int, rng: np.random.Generator) -> np.n
 
     poses = np.tile(np.eye(4), (n_frames, 1, 1))
     for i in range(n_frames):  # per-frame 3x3 rotation built from three angles
-        forward = np.array([np.cos(pitch[i]) * np.cos(yaw[i]), np.cos(pitch[i]) * np.sin(yaw[i]),
-                            np.sin(pitch[i])])
+        forward = np.array(
+            [np.cos(pitch[i]) * np.cos(yaw[i]), np.cos(pitch[i]) * np.sin(yaw[i]), np.sin(pitch[i])]
+        )
         right = np.cross(forward, [0.0, 0.0, 1.0])
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
@@ -122,9 +149,13 @@ def scan_path(size: np.ndarray, n_frames: int, rng: np.random.Generator) -> np.n
     return poses
 
 
-def generate_room(rng: np.random.Generator, camera_xy: np.ndarray | None = None,
-                  size: np.ndarray | None = None, n_objects: int | None = None,
-                  edge: float = 0.03) -> Room:
+def generate_room(
+    rng: np.random.Generator,
+    camera_xy: np.ndarray | None = None,
+    size: np.ndarray | None = None,
+    n_objects: int | None = None,
+    edge: float = 0.03,
+) -> Room:
     """A closed room with floor, ceiling, 4 walls and 5-20 furniture pieces.
 
     camera_xy: (N, 2) camera positions the furniture must keep 0.45 m away from;
@@ -134,18 +165,21 @@ def generate_room(rng: np.random.Generator, camera_xy: np.ndarray | None = None,
     if size is None:
         size = np.array([rng.uniform(3, 8), rng.uniform(3, 8), rng.uniform(2.4, 3.0)])
     sx, sy, sz = size
-    materials = [random_material(rng, WALL_KINDS), random_material(rng, FLOOR_KINDS),
-                 random_material(rng, ("plaster", "speckle"))]
+    materials = [
+        random_material(rng, WALL_KINDS),
+        random_material(rng, FLOOR_KINDS),
+        random_material(rng, ("plaster", "speckle")),
+    ]
     wall, floor, ceiling = 0, 1, 2
     ex, ey, ez = np.array([sx, 0, 0.0]), np.array([0, sy, 0.0]), np.array([0, 0, sz])
     o = np.zeros(3)
     parts = [  # inward-facing normals
         rectangle(o, ex, ey, floor, edge),
         rectangle(o + ez, ey, ex, ceiling, edge),
-        rectangle(o, ey, ez, wall, edge),              # x = 0, normal +x
-        rectangle(o + ex, ez, ey, wall, edge),         # x = sx, normal -x
-        rectangle(o, ez, ex, wall, edge),              # y = 0, normal +y
-        rectangle(o + ey, ex, ez, wall, edge),         # y = sy, normal -y
+        rectangle(o, ey, ez, wall, edge),  # x = 0, normal +x
+        rectangle(o + ex, ez, ey, wall, edge),  # x = sx, normal -x
+        rectangle(o, ez, ex, wall, edge),  # y = 0, normal +y
+        rectangle(o + ey, ex, ez, wall, edge),  # y = sy, normal -y
     ]
     if n_objects is None:
         n_objects = int(rng.integers(5, 21))
@@ -164,14 +198,21 @@ def generate_room(rng: np.random.Generator, camera_xy: np.ndarray | None = None,
             along = rng.uniform(radius, (sx if side < 2 else sy) - radius)
             yaw = [0.0, np.pi, -np.pi / 2, np.pi / 2][side]
             # Back (+y of the part) against the wall.
-            centre = {0: (along, sy - depth - 0.01), 1: (along, depth + 0.01),
-                      2: (sx - depth - 0.01, along), 3: (depth + 0.01, along)}[side]
+            centre = {
+                0: (along, sy - depth - 0.01),
+                1: (along, depth + 0.01),
+                2: (sx - depth - 0.01, along),
+                3: (depth + 0.01, along),
+            }[side]
             centre = np.array(centre)
         else:
             yaw = rng.uniform(0, 2 * np.pi)
             centre = rng.uniform([radius, radius], [sx - radius, sy - radius])
-        if np.any(centre - radius < -0.3) or centre[0] + radius > sx + 0.3 or \
-                centre[1] + radius > sy + 0.3:
+        if (
+            np.any(centre - radius < -0.3)
+            or centre[0] + radius > sx + 0.3
+            or centre[1] + radius > sy + 0.3
+        ):
             continue
         if any(np.linalg.norm(centre - f.center) < radius + f.radius for f in placed):
             continue

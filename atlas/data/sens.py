@@ -56,8 +56,12 @@ def _mat4(K: np.ndarray) -> np.ndarray:
     return m
 
 
-def write_sens(path: str | Path, header: SensHeader,
-               frames: Iterable[tuple[np.ndarray, bytes, np.ndarray]], num_frames: int) -> None:
+def write_sens(
+    path: str | Path,
+    header: SensHeader,
+    frames: Iterable[tuple[np.ndarray, bytes, np.ndarray]],
+    num_frames: int,
+) -> None:
     """Write ``num_frames`` frames of ``(pose (4,4), jpeg bytes, depth (H, W) uint16)``
     atomically; frames are streamed, not held in memory."""
     name = header.sensor_name.encode()
@@ -96,12 +100,21 @@ def read_sens_header(f: BinaryIO, path: Path) -> SensHeader:
     mats = np.frombuffer(_read(f, 4 * 64, path, "the header"), "<f4").reshape(4, 4, 4)
     color_comp, depth_comp = struct.unpack("<ii", _read(f, 8, path, "the header"))
     if color_comp != COLOR_JPEG or depth_comp != DEPTH_ZLIB_USHORT:
-        raise ValueError(f"{path}: unsupported compression (colour {color_comp}, depth "
-                         f"{depth_comp}); expected JPEG colour and zlib depth")
+        raise ValueError(
+            f"{path}: unsupported compression (colour {color_comp}, depth "
+            f"{depth_comp}); expected JPEG colour and zlib depth"
+        )
     cw, ch, dw, dh = struct.unpack("<IIII", _read(f, 16, path, "the header"))
     shift, n = struct.unpack("<fQ", _read(f, 12, path, "the header"))
-    return SensHeader(mats[0, :3, :3].astype(np.float64), mats[2, :3, :3].astype(np.float64),
-                      (cw, ch), (dw, dh), float(shift), name, int(n))
+    return SensHeader(
+        mats[0, :3, :3].astype(np.float64),
+        mats[2, :3, :3].astype(np.float64),
+        (cw, ch),
+        (dw, dh),
+        float(shift),
+        name,
+        int(n),
+    )
 
 
 def iter_sens(path: str | Path) -> tuple[SensHeader, Iterator[SensFrame]]:
@@ -125,8 +138,9 @@ def iter_sens(path: str | Path) -> tuple[SensHeader, Iterator[SensFrame]]:
                 jpeg = _read(f, n_color, path, what)
                 raw = zlib.decompress(_read(f, n_depth, path, what))
                 if len(raw) != dw * dh * 2:
-                    raise ValueError(f"{path}: {what} depth has {len(raw)} bytes, expected "
-                                     f"{dw * dh * 2}")
+                    raise ValueError(
+                        f"{path}: {what} depth has {len(raw)} bytes, expected {dw * dh * 2}"
+                    )
                 yield SensFrame(pose.copy(), jpeg, np.frombuffer(raw, "<u2").reshape(dh, dw))
 
     return header, frames()

@@ -59,8 +59,9 @@ class SceneConfig:
 
     def intrinsics(self) -> np.ndarray:
         f = self.focal * self.width / 640.0
-        return np.array([[f, 0.0, (self.width - 1) / 2], [0.0, f, (self.height - 1) / 2],
-                         [0.0, 0.0, 1.0]])
+        return np.array(
+            [[f, 0.0, (self.width - 1) / 2], [0.0, f, (self.height - 1) / 2], [0.0, 0.0, 1.0]]
+        )
 
 
 @dataclass
@@ -73,13 +74,16 @@ class RenderedFrame:
     pose: np.ndarray
 
 
-def shade(room: Room, points: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray
-          ) -> np.ndarray:
+def shade(room: Room, points: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray) -> np.ndarray:
     """Diffuse shading factor (N,) for hits: ambient plus two ceiling lights, Lambertian,
     with normals turned toward the camera."""
     normals = np.where((np.sum(normals * view_dirs, axis=1) > 0)[:, None], -normals, normals)
-    lights = np.array([[room.size[0] * 0.3, room.size[1] * 0.4, room.size[2] - 0.2],
-                       [room.size[0] * 0.7, room.size[1] * 0.6, room.size[2] - 0.2]])
+    lights = np.array(
+        [
+            [room.size[0] * 0.3, room.size[1] * 0.4, room.size[2] - 0.2],
+            [room.size[0] * 0.7, room.size[1] * 0.6, room.size[2] - 0.2],
+        ]
+    )
     intensity = np.full(len(points), 0.3)
     for light, power in zip(lights, (0.55, 0.35), strict=True):
         to_light = light - points
@@ -89,8 +93,9 @@ def shade(room: Room, points: np.ndarray, normals: np.ndarray, view_dirs: np.nda
     return intensity
 
 
-def render_frame(room: Room, caster: MeshRaycaster, K: np.ndarray, pose: np.ndarray,
-                 width: int, height: int) -> tuple[RenderedFrame, np.ndarray]:
+def render_frame(
+    room: Room, caster: MeshRaycaster, K: np.ndarray, pose: np.ndarray, width: int, height: int
+) -> tuple[RenderedFrame, np.ndarray]:
     """Render colour and depth of one view; also returns the (H, W) hit triangle ids."""
     hit = caster.render(K, pose, width, height)
     ok = hit.hit
@@ -114,8 +119,9 @@ def ground_truth_mesh(room: Room, seen_faces: np.ndarray) -> Mesh:
     geometry = room.geometry
     faces = geometry.faces[seen_faces]
     used, inverse = np.unique(faces, return_inverse=True)
-    albedo = sample_textures(room.materials, geometry.material[used], geometry.vertices[used],
-                             geometry.normals[used])
+    albedo = sample_textures(
+        room.materials, geometry.material[used], geometry.vertices[used], geometry.normals[used]
+    )
     colors = np.clip(np.rint(albedo * 255), 0, 255).astype(np.uint8)
     return Mesh(geometry.vertices[used], inverse.reshape(-1, 3), colors)
 
@@ -174,8 +180,7 @@ def write_scene(scene_dir: Path, cfg: SceneConfig, progress: bool = False) -> Pa
     seen = np.zeros(len(room.geometry.faces), dtype=bool)
     color_jpegs: list[bytes] = []
     depth_pngs: list[np.ndarray] = []
-    frames = tqdm(range(cfg.n_frames), desc=f"rendering {name}", unit="frame",
-                  disable=not progress)
+    frames = tqdm(range(cfg.n_frames), desc=f"rendering {name}", unit="frame", disable=not progress)
     for i in frames:
         frame, tri_ids = render_frame(room, caster, K, poses[i], cfg.width, cfg.height)
         seen[tri_ids[tri_ids >= 0]] = True
@@ -188,22 +193,41 @@ def write_scene(scene_dir: Path, cfg: SceneConfig, progress: bool = False) -> Pa
             depth_pngs.append(frame.depth_mm)
     write_ply(ground_truth_mesh(room, seen), tmp / f"{name}_vh_clean_2.ply")
     meta = {
-        "axisAlignment": " ".join(["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0",
-                                   "0", "0", "0", "1"]),
-        "colorHeight": cfg.height, "colorWidth": cfg.width,
-        "depthHeight": cfg.height, "depthWidth": cfg.width,
-        "fx_color": K[0, 0], "fy_color": K[1, 1], "mx_color": K[0, 2], "my_color": K[1, 2],
-        "fx_depth": K[0, 0], "fy_depth": K[1, 1], "mx_depth": K[0, 2], "my_depth": K[1, 2],
-        "numColorFrames": cfg.n_frames, "numDepthFrames": cfg.n_frames,
-        "sceneType": "synthetic", "seed": cfg.seed,
+        "axisAlignment": " ".join(
+            ["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1"]
+        ),
+        "colorHeight": cfg.height,
+        "colorWidth": cfg.width,
+        "depthHeight": cfg.height,
+        "depthWidth": cfg.width,
+        "fx_color": K[0, 0],
+        "fy_color": K[1, 1],
+        "mx_color": K[0, 2],
+        "my_color": K[1, 2],
+        "fx_depth": K[0, 0],
+        "fy_depth": K[1, 1],
+        "mx_depth": K[0, 2],
+        "my_depth": K[1, 2],
+        "numColorFrames": cfg.n_frames,
+        "numDepthFrames": cfg.n_frames,
+        "sceneType": "synthetic",
+        "seed": cfg.seed,
         "objects": ",".join(kind for kind, _, _ in room.objects),
     }
     (tmp / f"{name}.txt").write_text("".join(f"{k} = {v}\n" for k, v in meta.items()))
     if cfg.write_sens:
-        header = SensHeader(K_color=K, K_depth=K, color_size=(cfg.width, cfg.height),
-                            depth_size=(cfg.width, cfg.height))
-        write_sens(tmp / f"{name}.sens", header,
-                   zip(poses, color_jpegs, depth_pngs, strict=True), cfg.n_frames)
+        header = SensHeader(
+            K_color=K,
+            K_depth=K,
+            color_size=(cfg.width, cfg.height),
+            depth_size=(cfg.width, cfg.height),
+        )
+        write_sens(
+            tmp / f"{name}.sens",
+            header,
+            zip(poses, color_jpegs, depth_pngs, strict=True),
+            cfg.n_frames,
+        )
     if scene_dir.exists():
         shutil.rmtree(scene_dir)
     tmp.rename(scene_dir)
@@ -215,8 +239,13 @@ def split_of(index: int) -> str:
     return {8: "val", 9: "test"}.get(index % 10, "train")
 
 
-def generate_dataset(root: str | Path, n_scenes: int, base: SceneConfig | None = None,
-                     first_index: int = 0, progress: bool = True) -> list[Path]:
+def generate_dataset(
+    root: str | Path,
+    n_scenes: int,
+    base: SceneConfig | None = None,
+    first_index: int = 0,
+    progress: bool = True,
+) -> list[Path]:
     """Write ``n_scenes`` scenes (seeds ``base.seed + index``) under ``root/scans`` plus the
     split lists; scenes already complete are kept (resumable). Returns the scene folders."""
     from dataclasses import replace
@@ -230,8 +259,9 @@ def generate_dataset(root: str | Path, n_scenes: int, base: SceneConfig | None =
         if not (scene_dir / f"{scene_dir.name}_vh_clean_2.ply").exists():
             write_scene(scene_dir, replace(base, seed=base.seed + index), progress=progress)
         dirs.append(scene_dir)
-    existing = sorted(p.name for p in (root / "scans").iterdir()
-                      if p.is_dir() and not p.name.startswith("."))
+    existing = sorted(
+        p.name for p in (root / "scans").iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     for split in SPLITS:
         names = [n for n in existing if split_of(int(n[5:9])) == split]
         (root / f"scannetv2_{split}.txt").write_text("".join(f"{n}\n" for n in names))
@@ -249,8 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--sens", action="store_true", help="also write a ScanNet .sens file")
     args = parser.parse_args(argv)
-    cfg = SceneConfig(seed=args.seed, n_frames=args.frames, width=args.width,
-                      height=args.height, write_sens=args.sens)
+    cfg = SceneConfig(
+        seed=args.seed,
+        n_frames=args.frames,
+        width=args.width,
+        height=args.height,
+        write_sens=args.sens,
+    )
     for d in generate_dataset(args.out, args.scenes, cfg, first_index=args.first):
         print(d)
 

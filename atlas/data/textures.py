@@ -13,8 +13,22 @@ import numpy as np
 
 TEXTURE_SIZE = 256
 # scikit-image sample images bundled with the package (loaded without network access).
-PHOTO_NAMES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
-               "gravel", "moon", "page", "rocket", "text", "hubble_deep_field", "retina")
+PHOTO_NAMES = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "moon",
+    "page",
+    "rocket",
+    "text",
+    "hubble_deep_field",
+    "retina",
+)
 
 
 @dataclass
@@ -73,8 +87,9 @@ def wood(rng: np.random.Generator) -> Material:
     warp = fbm(rng, TEXTURE_SIZE, 4, 4)
     rings = 0.5 + 0.5 * np.sin(2 * np.pi * (int(rng.integers(6, 16)) * x[None, :] + 3 * warp))
     grain = fbm(rng, TEXTURE_SIZE, 32, 3)
-    return Material(_colorize(0.6 * rings + 0.4 * grain, c0, c1),
-                    float(rng.uniform(0.5, 1.2)), "wood")
+    return Material(
+        _colorize(0.6 * rings + 0.4 * grain, c0, c1), float(rng.uniform(0.5, 1.2)), "wood"
+    )
 
 
 def tiles(rng: np.random.Generator) -> Material:
@@ -122,23 +137,30 @@ def photo(rng: np.random.Generator) -> Material:
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1) * rng.uniform(0.6, 1.0, 3)
     img = resize(img[..., :3], (TEXTURE_SIZE, TEXTURE_SIZE), order=1, anti_aliasing=True)
-    return Material(np.clip(img, 0, 1).astype(np.float32), float(rng.uniform(0.5, 1.5)),
-                    f"photo:{name}")
+    return Material(
+        np.clip(img, 0, 1).astype(np.float32), float(rng.uniform(0.5, 1.5)), f"photo:{name}"
+    )
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator], Material]] = {
-    "plaster": plaster, "wood": wood, "tiles": tiles, "speckle": speckle, "bricks": bricks,
+    "plaster": plaster,
+    "wood": wood,
+    "tiles": tiles,
+    "speckle": speckle,
+    "bricks": bricks,
     "photo": photo,
 }
 
 
-def random_material(rng: np.random.Generator, kinds: tuple[str, ...] = tuple(GENERATORS)
-                    ) -> Material:
+def random_material(
+    rng: np.random.Generator, kinds: tuple[str, ...] = tuple(GENERATORS)
+) -> Material:
     return GENERATORS[str(rng.choice(kinds))](rng)
 
 
-def sample_textures(materials: list[Material], material_ids: np.ndarray, points: np.ndarray,
-                    normals: np.ndarray) -> np.ndarray:
+def sample_textures(
+    materials: list[Material], material_ids: np.ndarray, points: np.ndarray, normals: np.ndarray
+) -> np.ndarray:
     """Albedo (N, 3) float32 at surface points by planar projection along the normal's
     dominant axis, bilinear with wrap-around.
 

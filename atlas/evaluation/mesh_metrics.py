@@ -27,26 +27,40 @@ def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
     return sums / counts[:, None]
 
 
-def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.05
-                  ) -> dict[str, float]:
+def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.05) -> dict[str, float]:
     """Metrics between point sets pred (N, 3) and gt (M, 3), metres. An empty prediction
     scores precision = recall = F = 0 and infinite distances."""
     if len(pred) == 0 or len(gt) == 0:
-        return {"acc": float("inf"), "comp": float("inf"), "chamfer": float("inf"),
-                "prec": 0.0, "recal": 0.0, "fscore": 0.0}
+        return {
+            "acc": float("inf"),
+            "comp": float("inf"),
+            "chamfer": float("inf"),
+            "prec": 0.0,
+            "recal": 0.0,
+            "fscore": 0.0,
+        }
     d1, _ = cKDTree(gt).query(pred, workers=-1)
     d2, _ = cKDTree(pred).query(gt, workers=-1)
     precision = float(np.mean(d1 < threshold))
     recall = float(np.mean(d2 < threshold))
     f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     acc, comp = float(np.mean(d1)), float(np.mean(d2))
-    return {"acc": acc, "comp": comp, "chamfer": (acc + comp) / 2, "prec": precision,
-            "recal": recall, "fscore": f}
+    return {
+        "acc": acc,
+        "comp": comp,
+        "chamfer": (acc + comp) / 2,
+        "prec": precision,
+        "recal": recall,
+        "fscore": f,
+    }
 
 
-def mesh_metrics(pred: Mesh, gt: Mesh, threshold: float = 0.05, downsample: float = 0.02
-                 ) -> dict[str, float]:
+def mesh_metrics(
+    pred: Mesh, gt: Mesh, threshold: float = 0.05, downsample: float = 0.02
+) -> dict[str, float]:
     """ATLAS-protocol metrics between two meshes' vertex sets (see the module docstring)."""
-    return point_metrics(voxel_downsample(pred.vertices.astype(np.float64), downsample),
-                         voxel_downsample(gt.vertices.astype(np.float64), downsample),
-                         threshold)
+    return point_metrics(
+        voxel_downsample(pred.vertices.astype(np.float64), downsample),
+        voxel_downsample(gt.vertices.astype(np.float64), downsample),
+        threshold,
+    )

@@ -25,7 +25,9 @@ def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return K
 
 
-def resize_intrinsics(K: np.ndarray, size_from: tuple[int, int], size_to: tuple[int, int]) -> np.ndarray:
+def resize_intrinsics(
+    K: np.ndarray, size_from: tuple[int, int], size_to: tuple[int, int]
+) -> np.ndarray:
     """Intrinsics for an image resized from ``size_from`` to ``size_to`` (both (width, height))."""
     return scale_intrinsics(K, size_to[0] / size_from[0], size_to[1] / size_from[1])
 
@@ -61,16 +63,21 @@ def project_points(
     return uv, z
 
 
-def frustum_corners(K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int,
-                    max_depth: float) -> np.ndarray:
+def frustum_corners(
+    K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int, max_depth: float
+) -> np.ndarray:
     """World positions of a view frustum's 5 corners (apex and the 4 far-plane corners).
 
     K: (3, 3); cam_to_world: (4, 4); width, height in pixels; max_depth in metres.
     Returns (5, 3) float64 world metres.
     """
     corners_px = np.array(
-        [[-0.5, -0.5, 1.0], [width - 0.5, -0.5, 1.0],
-         [-0.5, height - 0.5, 1.0], [width - 0.5, height - 0.5, 1.0]]
+        [
+            [-0.5, -0.5, 1.0],
+            [width - 0.5, -0.5, 1.0],
+            [-0.5, height - 0.5, 1.0],
+            [width - 0.5, height - 0.5, 1.0],
+        ]
     )
     rays = corners_px @ np.linalg.inv(K).T  # (4, 3), z = 1
     far = rays * max_depth
@@ -78,8 +85,9 @@ def frustum_corners(K: np.ndarray, cam_to_world: np.ndarray, width: int, height:
     return cam_pts @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
 
 
-def frustum_bounds(Ks: np.ndarray, poses: np.ndarray, image_size: tuple[int, int],
-                   max_depth: float) -> tuple[np.ndarray, np.ndarray]:
+def frustum_bounds(
+    Ks: np.ndarray, poses: np.ndarray, image_size: tuple[int, int], max_depth: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned bounds (min, max) in world metres of the union of view frusta.
 
     Ks: (V, 3, 3) or (3, 3) shared; poses: (V, 4, 4) camera-to-world;
@@ -112,5 +120,6 @@ def check_intrinsics(K: np.ndarray | torch.Tensor, name: str) -> None:
     if K_np.shape != (3, 3) or not np.isfinite(K_np).all():
         raise ValueError(f"{name}: intrinsics must be a finite 3x3 matrix, got {K_np.shape}")
     if K_np[0, 0] <= 0 or K_np[1, 1] <= 0:
-        raise ValueError(f"{name}: intrinsics have non-positive focal length "
-                         f"(fx={K_np[0, 0]}, fy={K_np[1, 1]})")
+        raise ValueError(
+            f"{name}: intrinsics have non-positive focal length (fx={K_np[0, 0]}, fy={K_np[1, 1]})"
+        )

@@ -18,7 +18,7 @@ def observed_cells(observed: np.ndarray) -> np.ndarray:
         for dy in (0, 1):
             for dz in (0, 1):
                 x, y, z = observed.shape
-                inner &= observed[dx:x - 1 + dx, dy:y - 1 + dy, dz:z - 1 + dz]
+                inner &= observed[dx : x - 1 + dx, dy : y - 1 + dy, dz : z - 1 + dz]
     cells[:-1, :-1, :-1] = inner
     return cells
 
@@ -46,9 +46,9 @@ def extract_mesh(grid: VoxelGrid) -> Mesh:
     corner_mask = cells.copy()
     corner_mask[1:, 1:, 1:] |= cells[:-1, :-1, :-1]
     try:
-        verts, faces, _, _ = marching_cubes(tsdf, level=0.0, mask=corner_mask,
-                                            gradient_direction="descent",
-                                            allow_degenerate=False)
+        verts, faces, _, _ = marching_cubes(
+            tsdf, level=0.0, mask=corner_mask, gradient_direction="descent", allow_degenerate=False
+        )
     except (ValueError, RuntimeError):  # no zero crossing in the masked region
         return empty
     cell_of_face = np.floor(verts[faces].mean(axis=1)).astype(np.int64)
@@ -74,7 +74,10 @@ def _trilinear(volume: np.ndarray, coords: np.ndarray) -> np.ndarray:
     for dx in (0, 1):
         for dy in (0, 1):
             for dz in (0, 1):
-                w = ((t[:, 0] if dx else 1 - t[:, 0]) * (t[:, 1] if dy else 1 - t[:, 1])
-                     * (t[:, 2] if dz else 1 - t[:, 2]))
+                w = (
+                    (t[:, 0] if dx else 1 - t[:, 0])
+                    * (t[:, 1] if dy else 1 - t[:, 1])
+                    * (t[:, 2] if dz else 1 - t[:, 2])
+                )
                 out += w[:, None] * volume[c0[:, 0] + dx, c0[:, 1] + dy, c0[:, 2] + dz]
     return out

@@ -45,8 +45,11 @@ class Mesh:
         return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
 
     def translated(self, offset: np.ndarray) -> Mesh:
-        return Mesh(self.vertices + np.asarray(offset, dtype=np.float32), self.faces.copy(),
-                    None if self.colors is None else self.colors.copy())
+        return Mesh(
+            self.vertices + np.asarray(offset, dtype=np.float32),
+            self.faces.copy(),
+            None if self.colors is None else self.colors.copy(),
+        )
 
     @staticmethod
     def concatenate(meshes: list[Mesh]) -> Mesh:
@@ -55,9 +58,11 @@ class Mesh:
         colors = None
         if meshes and all(m.colors is not None for m in meshes):
             colors = np.concatenate([m.colors for m in meshes])
-        return Mesh(np.concatenate([m.vertices for m in meshes]),
-                    np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=True)]),
-                    colors)
+        return Mesh(
+            np.concatenate([m.vertices for m in meshes]),
+            np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=True)]),
+            colors,
+        )
 
 
 def write_ply(mesh: Mesh, path: str | Path) -> None:
@@ -74,11 +79,14 @@ def write_ply(mesh: Mesh, path: str | Path) -> None:
     face["n"] = 3
     face["idx"] = mesh.faces
     type_names = {"<f4": "float", "u1": "uchar"}
-    header = ["ply", "format binary_little_endian 1.0", "comment atlas",
-              f"element vertex {len(vert)}"]
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        "comment atlas",
+        f"element vertex {len(vert)}",
+    ]
     header += [f"property {type_names[t]} {n}" for n, t in props]
-    header += [f"element face {len(face)}", "property list uchar int vertex_indices",
-               "end_header"]
+    header += [f"element face {len(face)}", "property list uchar int vertex_indices", "end_header"]
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(("\n".join(header) + "\n").encode("ascii"))
         f.write(vert.tobytes())

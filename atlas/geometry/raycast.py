@@ -13,12 +13,14 @@ from atlas.geometry.mesh import Mesh
 class RaycastResult:
     """depth: (H, W) float32 metres along the optical axis, inf where no hit;
     triangle_ids: (H, W) int64, -1 where no hit; normals: (H, W, 3) float32 world unit
-    normals of the hit faces; points: (H, W, 3) float32 world metres of the hits."""
+    normals of the hit faces; points: (H, W, 3) float32 world metres of the hits;
+    barycentric: (H, W, 2) float32 weights (w1, w2) of the hit face's vertices 1 and 2."""
 
     depth: np.ndarray
     triangle_ids: np.ndarray
     normals: np.ndarray
     points: np.ndarray
+    barycentric: np.ndarray
 
     @property
     def hit(self) -> np.ndarray:
@@ -45,17 +47,21 @@ class MeshRaycaster:
         import open3d as o3d
 
         self._scene = o3d.t.geometry.RaycastingScene()
-        self._scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
-                                  o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+        self._scene.add_triangles(
+            o3d.core.Tensor(mesh.vertices.astype(np.float32)),
+            o3d.core.Tensor(mesh.faces.astype(np.uint32)),
+        )
         self._normals = mesh.face_normals().astype(np.float32)
 
-    def render(self, K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int
-               ) -> RaycastResult:
+    def render(
+        self, K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int
+    ) -> RaycastResult:
         """Render one view. K: (3, 3) for (width, height); cam_to_world: (4, 4)."""
         import open3d as o3d
 
-        rays = pixel_rays(np.asarray(K, np.float64), np.asarray(cam_to_world, np.float64),
-                          width, height)
+        rays = pixel_rays(
+            np.asarray(K, np.float64), np.asarray(cam_to_world, np.float64), width, height
+        )
         ans = self._scene.cast_rays(o3d.core.Tensor(rays))
         depth = ans["t_hit"].numpy().astype(np.float32)
         ids = ans["primitive_ids"].numpy().astype(np.int64)
@@ -65,4 +71,5 @@ class MeshRaycaster:
         normals = np.zeros((height, width, 3), np.float32)
         normals[hit] = self._normals[ids[hit]]
         points = rays[..., :3] + rays[..., 3:] * np.where(hit, depth, 0)[..., None]
-        return RaycastResult(depth, ids, normals, points.astype(np.float32))
+        bary = ans["primitive_uvs"].numpy().astype(np.float32)
+        return RaycastResult(depth, ids, normals, points.astype(np.float32), bary)

@@ -8,6 +8,7 @@ TSDF values are signed distances divided by the truncation distance, clamped to
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,13 @@ class VoxelGrid:
         self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
         self.voxel_size = float(self.voxel_size)
         if self.tsdf.ndim != 3 or self.tsdf.shape != self.weight.shape:
-            raise ValueError(f"tsdf {self.tsdf.shape} and weight {self.weight.shape} must be "
-                             "equal 3-D shapes")
+            raise ValueError(
+                f"tsdf {self.tsdf.shape} and weight {self.weight.shape} must be equal 3-D shapes"
+            )
         if self.color is not None and self.color.shape != (*self.tsdf.shape, 3):
-            raise ValueError(f"color shape {self.color.shape} does not match tsdf {self.tsdf.shape}")
+            raise ValueError(
+                f"color shape {self.color.shape} does not match tsdf {self.tsdf.shape}"
+            )
         if not self.voxel_size > 0:
             raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
 
@@ -72,9 +76,13 @@ class VoxelGrid:
 
     def save(self, path: str | Path) -> None:
         """Write a compressed ``.npz`` (tsdf, weight, origin, voxel_size[, color]) atomically."""
-        arrays = {"tsdf": self.tsdf, "weight": self.weight, "origin": self.origin,
-                  "voxel_size": np.float64(self.voxel_size),
-                  "trunc_voxels": np.float64(self.trunc_voxels)}
+        arrays = {
+            "tsdf": self.tsdf,
+            "weight": self.weight,
+            "origin": self.origin,
+            "voxel_size": np.float64(self.voxel_size),
+            "trunc_voxels": np.float64(self.trunc_voxels),
+        }
         if self.color is not None:
             arrays["color"] = self.color
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -84,21 +92,27 @@ class VoxelGrid:
     def load(cls, path: str | Path) -> VoxelGrid:
         """Read a grid written by :meth:`save`; a clear ``ValueError`` names a bad file."""
         path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such TSDF grid file")
         try:
-            with np.load(path) as data:
-                missing = [k for k in REQUIRED_KEYS if k not in data]
-                if missing:
-                    raise ValueError(f"{path}: not a TSDF grid, missing keys {missing}")
-                return cls(
-                    tsdf=data["tsdf"], weight=data["weight"], origin=data["origin"],
-                    voxel_size=float(data["voxel_size"]),
-                    color=data["color"] if "color" in data else None,
-                    trunc_voxels=float(data["trunc_voxels"]) if "trunc_voxels" in data else 3.0,
-                )
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such TSDF grid file") from None
-        except (OSError, EOFError) as err:  # zip/npz corruption
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path}: unreadable TSDF grid ({err})") from None
+        missing = [k for k in REQUIRED_KEYS if k not in arrays]
+        if missing:
+            raise ValueError(f"{path}: not a TSDF grid, missing keys {missing}")
+        try:
+            return cls(
+                tsdf=arrays["tsdf"],
+                weight=arrays["weight"],
+                origin=arrays["origin"],
+                voxel_size=float(arrays["voxel_size"]),
+                color=arrays.get("color"),
+                trunc_voxels=float(arrays.get("trunc_voxels", 3.0)),
+            )
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def coarsen(self, voxel_size: float) -> VoxelGrid:
         """The grid at a coarser ``voxel_size`` (an integer multiple of the current one).
@@ -114,13 +128,15 @@ class VoxelGrid:
         factor = voxel_size / self.voxel_size
         k = round(factor)
         if k < 1 or abs(factor - k) > 1e-6:
-            raise ValueError(f"coarsen: {voxel_size} m is not an integer multiple of "
-                             f"{self.voxel_size} m")
+            raise ValueError(
+                f"coarsen: {voxel_size} m is not an integer multiple of {self.voxel_size} m"
+            )
         tsdf = self.tsdf[::k, ::k, ::k]
         saturated = np.abs(tsdf) >= 1.0
         tsdf = np.where(saturated, np.sign(tsdf), tsdf / k).astype(np.float32)
         weight = self.weight[::k, ::k, ::k]
         tsdf[weight <= 0] = 1.0
         color = None if self.color is None else self.color[::k, ::k, ::k]
-        return VoxelGrid(tsdf, weight.copy(), self.origin.copy(), voxel_size, color,
-                         self.trunc_voxels)
+        return VoxelGrid(
+            tsdf, weight.copy(), self.origin.copy(), voxel_size, color, self.trunc_voxels
+        )

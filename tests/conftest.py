@@ -1,0 +1,49 @@
+"""Shared fixtures: small synthetic scenes and analytic shapes, made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atlas.data.synthetic import SceneConfig, generate_dataset
+from atlas.evaluation.render import look_at
+from atlas.geometry.mesh import Mesh
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """One 60-frame 320x240 synthetic scene in the extracted ScanNet layout."""
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(
+        root, 1, SceneConfig(seed=3, n_frames=60, width=320, height=240), progress=False
+    )
+    return root
+
+
+def orbit_poses(
+    n: int, radius: float, height_amplitude: float = 0.3, target: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Camera-to-world poses on a circle about the z axis, looking at ``target``."""
+    target = np.zeros(3) if target is None else target
+    return [
+        look_at(
+            target
+            + np.array([radius * np.cos(a), radius * np.sin(a), height_amplitude * np.sin(3 * a)]),
+            target,
+        )
+        for a in np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ]
+
+
+def uv_sphere(radius: float, resolution: int = 200) -> Mesh:
+    import open3d as o3d
+
+    s = o3d.geometry.TriangleMesh.create_sphere(radius=radius, resolution=resolution)
+    return Mesh(np.asarray(s.vertices), np.asarray(s.triangles))
+
+
+PINHOLE_K = np.array([[300.0, 0.0, 159.5], [0.0, 300.0, 119.5], [0.0, 0.0, 1.0]])

@@ -1,0 +1,64 @@
+"""Voxel-grid .npz and PLY round trips, bad files."""
+
+import numpy as np
+import pytest
+
+from atlas.geometry import Mesh, VoxelGrid, read_ply, write_ply
+
+
+def test_voxel_grid_npz_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    grid = VoxelGrid(
+        rng.uniform(-1, 1, (4, 5, 6)),
+        rng.uniform(0, 3, (4, 5, 6)),
+        np.array([0.1, -2.0, 0.5]),
+        0.04,
+        color=rng.integers(0, 255, (4, 5, 6, 3), dtype=np.uint8),
+    )
+    grid.save(tmp_path / "g.npz")
+    back = VoxelGrid.load(tmp_path / "g.npz")
+    np.testing.assert_array_equal(back.tsdf, grid.tsdf)
+    np.testing.assert_array_equal(back.weight, grid.weight)
+    np.testing.assert_array_equal(back.color, grid.color)
+    np.testing.assert_array_equal(back.origin, grid.origin)
+    assert back.voxel_size == 0.04
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary left behind
+
+
+def test_voxel_centres_follow_the_convention():
+    grid = VoxelGrid(np.ones((3, 3, 3)), np.zeros((3, 3, 3)), np.array([1.0, 2.0, 3.0]), 0.5)
+    np.testing.assert_allclose(grid.voxel_centers()[2, 1, 0], [2.0, 2.5, 3.0])
+    np.testing.assert_allclose(grid.world_to_index(np.array([[2.0, 2.5, 3.0]])), [[2, 1, 0]])
+
+
+def test_bad_npz_files_are_named(tmp_path):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz.*missing keys"):
+        VoxelGrid.load(tmp_path / "other.npz")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.npz"):
+        VoxelGrid.load(tmp_path / "broken.npz")
+    with pytest.raises(FileNotFoundError, match="absent.npz"):
+        VoxelGrid.load(tmp_path / "absent.npz")
+
+
+def test_ply_round_trip_with_colours(tmp_path):
+    rng = np.random.default_rng(1)
+    mesh = Mesh(
+        rng.normal(size=(50, 3)),
+        rng.integers(0, 50, (80, 3)),
+        rng.integers(0, 256, (50, 3), dtype=np.uint8),
+    )
+    write_ply(mesh, tmp_path / "m.ply")
+    back = read_ply(tmp_path / "m.ply")
+    np.testing.assert_allclose(back.vertices, mesh.vertices, atol=1e-6)
+    np.testing.assert_array_equal(back.faces, mesh.faces)
+    np.testing.assert_array_equal(back.colors, mesh.colors)
+
+
+def test_bad_ply_is_named(tmp_path):
+    (tmp_path / "bad.ply").write_text("garbage")
+    with pytest.raises(ValueError, match="bad.ply"):
+        read_ply(tmp_path / "bad.ply")
+    with pytest.raises(FileNotFoundError, match="nope.ply"):
+        read_ply(tmp_path / "nope.ply")
