@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from atlas.data.primitives import Part, box, cylinder, rectangle
-from atlas.data.textures import Material, random_material
+from atlas.data.textures import Material, TextureSet, random_material
 
 WALL_KINDS = ("plaster", "bricks", "photo", "tiles", "speckle")
 FLOOR_KINDS = ("wood", "tiles", "photo", "speckle")
@@ -24,6 +25,11 @@ class Room:
     materials: list[Material]
     size: np.ndarray
     objects: list[tuple[str, float, float]]
+
+    @cached_property
+    def textures(self) -> TextureSet:
+        """The materials' textures, stacked for sampling."""
+        return TextureSet(self.materials)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from PIL import Image
 
 from atlas.data.room import Room, generate_room, scan_path
 from atlas.data.sens import SensHeader, write_sens
-from atlas.data.textures import sample_textures
+from atlas.data.textures import TextureSet
 from atlas.geometry.mesh import Mesh, write_ply
 from atlas.geometry.raycast import MeshRaycaster
 
@@ -82,14 +82,15 @@ def shade(room: Room, points: np.ndarray, normals: np.ndarray, view_dirs: np.nda
         [
             [room.size[0] * 0.3, room.size[1] * 0.4, room.size[2] - 0.2],
             [room.size[0] * 0.7, room.size[1] * 0.6, room.size[2] - 0.2],
-        ]
+        ],
+        dtype=np.float32,
     )
-    intensity = np.full(len(points), 0.3)
+    intensity = np.full(len(points), 0.3, np.float32)
     for light, power in zip(lights, (0.55, 0.35), strict=True):
         to_light = light - points
-        dist = np.linalg.norm(to_light, axis=1)
-        lambert = np.clip(np.sum(normals * to_light, axis=1) / np.maximum(dist, 1e-6), 0, 1)
-        intensity += power * lambert * np.minimum(1.0, (2.5 / np.maximum(dist, 1e-6)) ** 2)
+        dist = np.maximum(np.sqrt(np.einsum("ij,ij->i", to_light, to_light)), 1e-6)
+        lambert = np.clip(np.einsum("ij,ij->i", normals, to_light) / dist, 0, 1)
+        intensity += power * lambert * np.minimum(1.0, (2.5 / dist) ** 2)
     return intensity
 
 
@@ -101,9 +102,9 @@ def render_frame(
     ok = hit.hit
     faces = room.geometry.faces[hit.triangle_ids[ok]]
     material = room.geometry.material[faces[:, 0]]
-    normals = room.geometry.normals[faces[:, 0]]
-    points = hit.points[ok].astype(np.float64)
-    albedo = sample_textures(room.materials, material, points, normals)
+    normals = room.geometry.normals[faces[:, 0]].astype(np.float32)
+    points = hit.points[ok]
+    albedo = room.textures.sample(material, points, normals)
     view = points - pose[:3, 3]
     view /= np.linalg.norm(view, axis=1, keepdims=True)
     rgb = np.zeros((height, width, 3), np.float32)
@@ -119,8 +120,8 @@ def ground_truth_mesh(room: Room, seen_faces: np.ndarray) -> Mesh:
     geometry = room.geometry
     faces = geometry.faces[seen_faces]
     used, inverse = np.unique(faces, return_inverse=True)
-    albedo = sample_textures(
-        room.materials, geometry.material[used], geometry.vertices[used], geometry.normals[used]
+    albedo = room.textures.sample(
+        geometry.material[used], geometry.vertices[used], geometry.normals[used]
     )
     colors = np.clip(np.rint(albedo * 255), 0, 255).astype(np.uint8)
     return Mesh(geometry.vertices[used], inverse.reshape(-1, 3), colors)

@@ -158,27 +158,44 @@ def random_material(
     return GENERATORS[str(rng.choice(kinds))](rng)
 
 
-def sample_textures(
-    materials: list[Material], material_ids: np.ndarray, points: np.ndarray, normals: np.ndarray
-) -> np.ndarray:
-    """Albedo (N, 3) float32 at surface points by planar projection along the normal's
-    dominant axis, bilinear with wrap-around.
+class TextureSet:
+    """The textures of a list of materials, stacked once for fast sampling."""
 
-    material_ids: (N,) int; points: (N, 3) world metres; normals: (N, 3).
-    """
-    stack = np.stack([m.texture for m in materials])  # (M, T, T, 3)
-    tile = np.array([m.tile_size for m in materials])[material_ids]
-    axis = np.argmax(np.abs(normals), axis=1)
-    # The two in-plane axes for each dominant axis: x -> (y, z), y -> (x, z), z -> (x, y).
-    plane_axes = np.array([[1, 2], [0, 2], [0, 1]])[axis]
-    uv = np.take_along_axis(points, plane_axes, axis=1) / tile[:, None] * TEXTURE_SIZE
-    u0 = np.floor(uv).astype(np.int64)
-    f = (uv - u0).astype(np.float32)
-    u0 %= TEXTURE_SIZE
-    u1 = (u0 + 1) % TEXTURE_SIZE
-    m = material_ids
-    # Texture rows follow -v (image rows go down) so photos appear upright on walls.
-    r0, r1 = TEXTURE_SIZE - 1 - u0[:, 1], TEXTURE_SIZE - 1 - u1[:, 1]
-    top = stack[m, r0, u0[:, 0]] * (1 - f[:, :1]) + stack[m, r0, u1[:, 0]] * f[:, :1]
-    bot = stack[m, r1, u0[:, 0]] * (1 - f[:, :1]) + stack[m, r1, u1[:, 0]] * f[:, :1]
-    return top * (1 - f[:, 1:]) + bot * f[:, 1:]
+    def __init__(self, materials: list[Material]) -> None:
+        # (M*T*T, 4) uint8 RGB plus padding: 4-byte texels keep the random gathers cheap.
+        flat = np.stack([m.texture for m in materials]).reshape(-1, 3)
+        self._flat = np.zeros((len(flat), 4), np.uint8)
+        self._flat[:, :3] = np.clip(np.rint(flat * 255), 0, 255)
+        self._flat = self._flat.view(np.uint32).reshape(-1)
+        self._tile = np.array([m.tile_size for m in materials], dtype=np.float32)
+
+    def sample(
+        self, material_ids: np.ndarray, points: np.ndarray, normals: np.ndarray
+    ) -> np.ndarray:
+        """Albedo (N, 3) float32 at surface points by planar projection along the normal's
+        dominant axis, bilinear with wrap-around.
+
+        material_ids: (N,) int; points: (N, 3) world metres; normals: (N, 3).
+        """
+        T = TEXTURE_SIZE
+        axis = np.argmax(np.abs(normals), axis=1)
+        # The two in-plane axes for each dominant axis: x -> (y, z), y -> (x, z), z -> (x, y).
+        plane_axes = np.array([[1, 2], [0, 2], [0, 1]])[axis]
+        uv = np.take_along_axis(points.astype(np.float32), plane_axes, axis=1)
+        uv *= (T / self._tile[material_ids])[:, None]
+        u0 = np.floor(uv)
+        f = uv - u0
+        u0 = u0.astype(np.int64) % T
+        u1 = (u0 + 1) % T
+        # Texture rows follow -v (image rows go down) so photos appear upright on walls.
+        base = material_ids.astype(np.int64) * (T * T)
+        row0 = base + (T - 1 - u0[:, 1]) * T
+        row1 = base + (T - 1 - u1[:, 1]) * T
+        fu, fv = f[:, :1], f[:, 1:]
+
+        def texel(index: np.ndarray) -> np.ndarray:
+            return self._flat[index].view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
+
+        top = texel(row0 + u0[:, 0]) * (1 - fu) + texel(row0 + u1[:, 0]) * fu
+        bot = texel(row1 + u0[:, 0]) * (1 - fu) + texel(row1 + u1[:, 0]) * fu
+        return (top * (1 - fv) + bot * fv) * np.float32(1 / 255)
