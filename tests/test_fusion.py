@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from atlas.evaluation.render import look_at
 from atlas.geometry import Mesh, TSDFFusion, VoxelGrid, extract_mesh
 from atlas.geometry.raycast import MeshRaycaster
 from tests.conftest import PINHOLE_K, orbit_poses, uv_sphere
@@ -52,11 +53,18 @@ def test_sphere_surface_within_half_voxel(mode):
 
 def test_box_surface_within_half_voxel():
     half = np.array([0.4, 0.3, 0.25])
-    poses = orbit_poses(36, 2.0, height_amplitude=0.8)
+    # Three rings of views (below, level, above) so every face is seen.
+    poses = [
+        look_at(np.array([2 * np.cos(a + h), 2 * np.sin(a + h), h]), np.zeros(3))
+        for h in (-1.0, 0.0, 1.0)
+        for a in np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ]
     grid = fuse_mesh(box_mesh(half), poses, np.full(3, -0.7), np.full(3, 0.7))
     mesh = extract_mesh(grid)
     err = box_distance(mesh.vertices.astype(np.float64), half)
+    assert len(mesh.vertices) > 1000
     assert err.mean() < VOXEL / 2 and np.percentile(err, 95) < VOXEL / 2
+    assert err.mean() < 0.004  # measured 1.9 mm (6.4 mm at the 95th percentile)
 
 
 def test_single_layer_no_shell_behind_surface():
