@@ -37,7 +37,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
-	$(PY) bench/fusion_bench.py
+	for script in bench/*_bench.py; do $(PY) $$script || exit 1; done
 
 lint: setup
 	$(PY) -m ruff check atlas tests bench *.py
