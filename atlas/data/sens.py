@@ -43,11 +43,11 @@ class SensHeader:
 @dataclass
 class SensFrame:
     """pose: (4, 4) float32 camera-to-world; color_jpeg: the JPEG bytes;
-    depth: (H, W) uint16 in 1/depth_shift metres."""
+    depth: (H, W) uint16 in 1/depth_shift metres (None when images were skipped)."""
 
     pose: np.ndarray
     color_jpeg: bytes
-    depth: np.ndarray
+    depth: np.ndarray | None
 
 
 def _mat4(K: np.ndarray) -> np.ndarray:
@@ -117,9 +117,11 @@ def read_sens_header(f: BinaryIO, path: Path) -> SensHeader:
     )
 
 
-def iter_sens(path: str | Path) -> tuple[SensHeader, Iterator[SensFrame]]:
+def iter_sens(path: str | Path, images: bool = True) -> tuple[SensHeader, Iterator[SensFrame]]:
     """The header and a lazy iterator over the frames of a ``.sens`` file (one frame in
-    memory at a time). A truncated file raises ``ValueError`` naming the frame."""
+    memory at a time). With ``images=False`` the colour and depth buffers are skipped
+    (poses only: ``color_jpeg`` is empty, ``depth`` None). A truncated file raises
+    ``ValueError`` naming the frame."""
     path = Path(path)
     f = open(path, "rb")  # noqa: SIM115 - closed by the generator
     try:
@@ -128,6 +130,8 @@ def iter_sens(path: str | Path) -> tuple[SensHeader, Iterator[SensFrame]]:
         f.close()
         raise
 
+    size = path.stat().st_size
+
     def frames() -> Iterator[SensFrame]:
         with f:
             dw, dh = header.depth_size
@@ -135,6 +139,12 @@ def iter_sens(path: str | Path) -> tuple[SensHeader, Iterator[SensFrame]]:
                 what = f"frame {i}"
                 pose = np.frombuffer(_read(f, 64, path, what), "<f4").reshape(4, 4)
                 _, _, n_color, n_depth = struct.unpack("<QQQQ", _read(f, 32, path, what))
+                if not images:
+                    f.seek(n_color + n_depth, 1)
+                    if f.tell() > size:
+                        raise ValueError(f"{path}: file ends inside {what}")
+                    yield SensFrame(pose.copy(), b"", None)
+                    continue
                 jpeg = _read(f, n_color, path, what)
                 raw = zlib.decompress(_read(f, n_depth, path, what))
                 if len(raw) != dw * dh * 2:

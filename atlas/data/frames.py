@@ -1,0 +1,73 @@
+"""The frame record every reader yields, and the interface readers share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One posed frame.
+
+    color: (H, W, 3) uint8 RGB; depth: (h, w) float32 metres, 0 = no measurement, or None;
+    pose: (4, 4) float64 camera-to-world (OpenCV axes, metres); K_color: (3, 3) for the
+    colour image's size; K_depth: (3, 3) for the depth image's size, or None;
+    frame_id: the dataset's frame number; name: where it came from (for messages).
+    """
+
+    color: np.ndarray
+    depth: np.ndarray | None
+    pose: np.ndarray
+    K_color: np.ndarray
+    K_depth: np.ndarray | None
+    frame_id: int
+    name: str
+
+
+class SceneReader(ABC):
+    """A recorded scene: cameras available at once (cheap), images streamed per frame.
+
+    ``poses`` may hold non-finite matrices (ScanNet has some); ``valid`` says which are
+    usable. ``world_transform`` (4x4) has already been applied to every pose (and must be
+    applied to meshes in the scene's own frame), e.g. a gravity alignment.
+    """
+
+    name: str
+    frame_ids: list[int]
+    K_color: np.ndarray
+    K_depth: np.ndarray | None
+    color_size: tuple[int, int]  # (width, height)
+    depth_size: tuple[int, int] | None
+    world_transform: np.ndarray = np.eye(4)
+
+    @property
+    @abstractmethod
+    def poses(self) -> np.ndarray:
+        """(N, 4, 4) float64 camera-to-world of every frame, in ``frame_ids`` order."""
+
+    @abstractmethod
+    def read_frame(self, index: int) -> Frame:
+        """The ``index``-th frame (position in ``frame_ids``), images loaded."""
+
+    @property
+    def gt_mesh_path(self) -> Path | None:
+        """The scene's ground-truth mesh file, if the dataset has one."""
+        return None
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(N,) bool: frames whose pose is finite."""
+        return np.isfinite(self.poses).all(axis=(1, 2))
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames with valid poses, one at a time."""
+        for index in np.flatnonzero(self.valid):
+            yield self.read_frame(int(index))

@@ -1,0 +1,77 @@
+"""Reading the files of raw datasets, with one-line errors naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+def read_color(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a JPEG/PNG file."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: colour image not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable colour image ({err})") from None
+
+
+def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:
+    """Depth units -> (H, W) float32 metres; 0 and 65535 (no measurement) become 0."""
+    if raw.ndim != 2 or raw.dtype != np.uint16:
+        raise ValueError(
+            f"{name}: depth must be a 16-bit single-channel image, got {raw.dtype} {raw.shape}"
+        )
+    depth = raw.astype(np.float32) / np.float32(depth_shift)
+    depth[(raw == 0) | (raw == 65535)] = 0.0
+    return depth
+
+
+def read_depth(path: str | Path, depth_shift: float = 1000.0) -> np.ndarray:
+    """(H, W) float32 metres from a uint16 PNG (``depth_shift`` units per metre)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            raw = np.asarray(img)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: depth image not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable depth image ({err})") from None
+    if raw.dtype == np.int32 and raw.ndim == 2 and raw.min() >= 0 and raw.max() <= 65535:
+        raw = raw.astype(np.uint16)  # some PIL versions open 16-bit PNGs as int32 "I"
+    return decode_depth(raw, depth_shift, str(path))
+
+
+def read_matrix(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """A whitespace-separated float matrix of the given shape (float64)."""
+    path = Path(path)
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: not a numeric matrix ({err})") from None
+    if values.shape != shape:
+        raise ValueError(f"{path}: expected a {shape[0]}x{shape[1]} matrix, got {values.shape}")
+    return values
+
+
+def read_intrinsics(path: str | Path) -> np.ndarray:
+    """3x3 intrinsics from a 3x3 or 4x4 (K in the top-left) text file."""
+    path = Path(path)
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: intrinsics file not found") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: not a numeric matrix ({err})") from None
+    if values.shape not in ((3, 3), (4, 4)):
+        raise ValueError(f"{path}: intrinsics must be 3x3 or 4x4, got {values.shape}")
+    K = values[:3, :3]
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"{path}: intrinsics have non-finite or non-positive focal lengths")
+    return K

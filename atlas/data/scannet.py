@@ -1,0 +1,133 @@
+"""ScanNet scenes: extracted folders (``color/``, ``depth/``, ``pose/``, ``intrinsic/``),
+``.sens`` files (streamed), and the split lists."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from atlas.data.frames import Frame, SceneReader
+from atlas.data.image_io import decode_depth, read_color, read_depth, read_intrinsics, read_matrix
+from atlas.data.sens import iter_sens
+
+
+def read_split(root: str | Path, split: str) -> list[str]:
+    """Scene names listed in ``root/scannetv2_{split}.txt``."""
+    path = Path(root) / f"scannetv2_{split}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split list not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+class ScanNetFolder(SceneReader):
+    """An extracted ScanNet scene folder ``scans/sceneXXXX_XX``.
+
+    Colour and depth may differ in size (real ScanNet: 1296x968 and 640x480), each with
+    its own intrinsics; depth PNGs are uint16 millimetres.
+    """
+
+    def __init__(self, scene_dir: str | Path) -> None:
+        self.scene_dir = Path(scene_dir)
+        self.name = self.scene_dir.name
+        if not self.scene_dir.is_dir():
+            raise FileNotFoundError(f"{self.scene_dir}: scene folder not found")
+        color_dir = self.scene_dir / "color"
+        if not color_dir.is_dir():
+            raise FileNotFoundError(f"{color_dir}: no colour folder in this ScanNet scene")
+        ids = []
+        for p in color_dir.glob("*.jpg"):
+            if not p.stem.isdigit():
+                raise ValueError(f"{p}: ScanNet frame files are named <number>.jpg")
+            ids.append(int(p.stem))
+        if not ids:
+            raise ValueError(f"{color_dir}: no frames (*.jpg)")
+        self.frame_ids = sorted(ids)
+        intrinsic = self.scene_dir / "intrinsic"
+        self.K_color = read_intrinsics(intrinsic / "intrinsic_color.txt")
+        self.has_depth = (self.scene_dir / "depth").is_dir()
+        self.K_depth = (
+            read_intrinsics(intrinsic / "intrinsic_depth.txt") if self.has_depth else None
+        )
+        with Image.open(self._color_path(self.frame_ids[0])) as img:
+            self.color_size = img.size
+        self.depth_size = None
+        if self.has_depth:
+            with Image.open(self._depth_path(self.frame_ids[0])) as img:
+                self.depth_size = img.size
+        self._poses: np.ndarray | None = None
+
+    def _color_path(self, frame_id: int) -> Path:
+        return self.scene_dir / "color" / f"{frame_id}.jpg"
+
+    def _depth_path(self, frame_id: int) -> Path:
+        return self.scene_dir / "depth" / f"{frame_id}.png"
+
+    @property
+    def poses(self) -> np.ndarray:
+        if self._poses is None:
+            self._poses = np.stack(
+                [read_matrix(self.scene_dir / "pose" / f"{i}.txt", (4, 4)) for i in self.frame_ids]
+            )
+        return self._poses
+
+    @property
+    def gt_mesh_path(self) -> Path | None:
+        path = self.scene_dir / f"{self.name}_vh_clean_2.ply"
+        return path if path.is_file() else None
+
+    def read_frame(self, index: int) -> Frame:
+        frame_id = self.frame_ids[index]
+        path = self._color_path(frame_id)
+        depth = read_depth(self._depth_path(frame_id)) if self.has_depth else None
+        return Frame(
+            read_color(path), depth, self.poses[index], self.K_color, self.K_depth, frame_id,
+            str(path),
+        )
+
+
+class ScanNetSens(SceneReader):
+    """A ScanNet ``.sens`` file, streamed: frames are read in order, one in memory."""
+
+    def __init__(self, sens_path: str | Path) -> None:
+        self.path = Path(sens_path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: .sens file not found")
+        header, frames = iter_sens(self.path, images=False)
+        self.header = header
+        self.name = self.path.stem
+        self.K_color, self.K_depth = header.K_color, header.K_depth
+        self.color_size, self.depth_size = header.color_size, header.depth_size
+        self.frame_ids = list(range(header.num_frames))
+        # One pass for the poses (image buffers are skipped, not read).
+        self._poses = np.stack([f.pose.astype(np.float64) for f in frames]) if (
+            header.num_frames
+        ) else np.zeros((0, 4, 4))
+
+    @property
+    def poses(self) -> np.ndarray:
+        return self._poses
+
+    def read_frame(self, index: int) -> Frame:
+        for i, frame in enumerate(self._stream()):
+            if i == index:
+                return frame
+        raise IndexError(f"{self.path}: no frame {index}")
+
+    def _stream(self):
+        _, frames = iter_sens(self.path)
+        for i, f in enumerate(frames):
+            name = f"{self.path} frame {i}"
+            with Image.open(io.BytesIO(f.color_jpeg)) as img:
+                color = np.asarray(img.convert("RGB"))
+            depth = decode_depth(f.depth, self.header.depth_shift, name)
+            yield Frame(color, depth, self._poses[i], self.K_color, self.K_depth, i, name)
+
+    def __iter__(self):
+        """Valid frames in one sequential pass over the file."""
+        valid = self.valid
+        for i, frame in enumerate(self._stream()):
+            if valid[i]:
+                yield frame
