@@ -54,6 +54,11 @@ class SceneReader(ABC):
     def read_frame(self, index: int) -> Frame:
         """The ``index``-th frame (position in ``frame_ids``), images loaded."""
 
+    def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
+        """The colour and depth files of a frame, or None when frames live inside a
+        container file (``.sens``) and must be extracted to be referenced."""
+        return None
+
     @property
     def gt_mesh_path(self) -> Path | None:
         """The scene's ground-truth mesh file, if the dataset has one."""

@@ -78,12 +78,21 @@ class ScanNetFolder(SceneReader):
         path = self.scene_dir / f"{self.name}_vh_clean_2.ply"
         return path if path.is_file() else None
 
+    def frame_files(self, index: int) -> tuple[Path, Path | None]:
+        frame_id = self.frame_ids[index]
+        return self._color_path(frame_id), (self._depth_path(frame_id) if self.has_depth else None)
+
     def read_frame(self, index: int) -> Frame:
         frame_id = self.frame_ids[index]
         path = self._color_path(frame_id)
         depth = read_depth(self._depth_path(frame_id)) if self.has_depth else None
         return Frame(
-            read_color(path), depth, self.poses[index], self.K_color, self.K_depth, frame_id,
+            read_color(path),
+            depth,
+            self.poses[index],
+            self.K_color,
+            self.K_depth,
+            frame_id,
             str(path),
         )
 
@@ -102,9 +111,11 @@ class ScanNetSens(SceneReader):
         self.color_size, self.depth_size = header.color_size, header.depth_size
         self.frame_ids = list(range(header.num_frames))
         # One pass for the poses (image buffers are skipped, not read).
-        self._poses = np.stack([f.pose.astype(np.float64) for f in frames]) if (
-            header.num_frames
-        ) else np.zeros((0, 4, 4))
+        self._poses = (
+            np.stack([f.pose.astype(np.float64) for f in frames])
+            if (header.num_frames)
+            else np.zeros((0, 4, 4))
+        )
 
     @property
     def poses(self) -> np.ndarray:

@@ -123,7 +123,7 @@ def iter_sens(path: str | Path, images: bool = True) -> tuple[SensHeader, Iterat
     (poses only: ``color_jpeg`` is empty, ``depth`` None). A truncated file raises
     ``ValueError`` naming the frame."""
     path = Path(path)
-    f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+    f = open(path, "rb")
     try:
         header = read_sens_header(f, path)
     except BaseException:

@@ -31,7 +31,6 @@ from PIL import Image
 
 from atlas.data.room import Room, generate_room, scan_path
 from atlas.data.sens import SensHeader, write_sens
-from atlas.data.textures import TextureSet
 from atlas.geometry.mesh import Mesh, write_ply
 from atlas.geometry.raycast import MeshRaycaster
 

@@ -1,0 +1,266 @@
+"""Scene preparation: ground-truth TSDFs at several voxel sizes, an index, a mesh.
+
+A prepared scene is a folder::
+
+    index.json        scene, dataset, source, intrinsics, image sizes, per-frame files and
+                      (aligned) camera-to-world poses, validity, alignment, voxel sizes
+    tsdf_04.npz ...   VoxelGrid per voxel size (cm in the name); all share one origin, so
+                      voxel i of the 8 cm grid is voxel 2i of the 4 cm grid
+    mesh.ply          ground-truth mesh (the dataset's own, aligned; else the 4 cm TSDF's)
+    preview.png       a picture of it
+    frames/           colour and depth extracted from a .sens file (only for those)
+
+Raw data is only read. A scene is built in a hidden folder beside its destination and
+renamed when complete, so a killed run leaves no partial scene and a re-run skips the
+finished ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from atlas.data.alignment import estimate_alignment
+from atlas.data.frames import SceneReader
+from atlas.evaluation.render import save_preview
+from atlas.geometry import Mesh, TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
+
+log = logging.getLogger(__name__)
+INDEX = "index.json"
+
+
+@dataclass
+class PrepareSettings:
+    """voxel_sizes: metres, finest first, each an integer multiple of the first;
+    max_depth: depth cut (metres); trunc_voxels: truncation in voxels; margin: metres kept
+    around the observed region; align: ``auto``, ``none``, ``dataset`` (the dataset's
+    default) or an up axis (``-y``...); device: torch device for fusion."""
+
+    voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
+    max_depth: float = 3.0
+    trunc_voxels: float = 3.0
+    margin: float = 0.2
+    align: str = "dataset"
+    device: str = "cpu"
+
+
+def tsdf_name(voxel_size: float) -> str:
+    return f"tsdf_{round(voxel_size * 100):02d}.npz"
+
+
+def is_prepared(scene_dir: Path) -> bool:
+    return (scene_dir / INDEX).is_file()
+
+
+def _multi_scale_fusions(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    settings: PrepareSettings,
+) -> list[TSDFFusion]:
+    """Volumes for every voxel size sharing the finest one's origin (snapped to the
+    coarsest voxel size, so the coarse grids nest exactly)."""
+    base = settings.voxel_sizes[0]
+    coarsest = settings.voxel_sizes[-1]
+    origin = np.floor(lo / coarsest) * coarsest
+    fusions = []
+    for vs in settings.voxel_sizes:
+        k = vs / base
+        if abs(k - round(k)) > 1e-6:
+            raise ValueError(f"voxel size {vs} is not an integer multiple of {base}")
+        shape = tuple(np.ceil((hi - origin) / vs).astype(int) + 1)
+        fusions.append(
+            TSDFFusion(
+                origin,
+                shape,
+                vs,
+                trunc_voxels=settings.trunc_voxels,
+                max_depth=settings.max_depth,
+                with_color=vs == base,
+                mode="frustum",
+                device=settings.device,
+            )
+        )
+    return fusions
+
+
+def _crop_to_observed(grids: list, margin: float) -> list:
+    """Crop all grids to the coarsest grid's observed box plus ``margin`` (same world box
+    for every grid, start indices multiples of each size ratio)."""
+    coarse = grids[-1]
+    obs = np.argwhere(coarse.observed)
+    if len(obs) == 0:
+        return grids
+    pad = int(np.ceil(margin / coarse.voxel_size))
+    lo = np.maximum(obs.min(0) - pad, 0)
+    hi = np.minimum(obs.max(0) + pad + 1, coarse.shape)
+    out = []
+    for g in grids:
+        k = round(coarse.voxel_size / g.voxel_size)
+        a, b = lo * k, np.minimum(hi * k, g.shape)
+        sl = tuple(slice(int(x), int(y)) for x, y in zip(a, b, strict=True))
+        out.append(
+            type(g)(
+                g.tsdf[sl],
+                g.weight[sl],
+                g.origin + a * g.voxel_size,
+                g.voxel_size,
+                None if g.color is None else g.color[sl],
+                g.trunc_voxels,
+            )
+        )
+    return out
+
+
+def _extract_sens_frame(frame, frames_dir: Path) -> tuple[str, str]:
+    color = frames_dir / "color" / f"{frame.frame_id}.jpg"
+    depth = frames_dir / "depth" / f"{frame.frame_id}.png"
+    Image.fromarray(frame.color).save(color, quality=95)
+    buf = io.BytesIO()
+    Image.fromarray(np.round(frame.depth * 1000).astype(np.uint16)).save(buf, format="PNG")
+    depth.write_bytes(buf.getvalue())
+    return str(color), str(depth)
+
+
+def prepare_scene(
+    reader: SceneReader,
+    out_dir: str | Path,
+    settings: PrepareSettings,
+    dataset_kind: str = "raw",
+    dataset_up: str = "auto",
+) -> dict:
+    """Prepare one scene into ``out_dir / reader.name``; returns its summary."""
+    final = Path(out_dir) / reader.name
+    tmp = Path(out_dir) / f".{reader.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        summary = _build(reader, tmp, settings, dataset_kind, dataset_up)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _build(
+    reader: SceneReader, tmp: Path, settings: PrepareSettings, dataset_kind: str, dataset_up: str
+) -> dict:
+    if reader.K_depth is None or reader.depth_size is None:
+        raise ValueError(f"{reader.name}: no depth maps, so no ground truth can be fused")
+    valid = reader.valid
+    n_skipped = int((~valid).sum())
+    if not valid.any():
+        raise ValueError(f"{reader.name}: no frame has a finite pose ({len(valid)} frames)")
+    if n_skipped:
+        log.warning(
+            "%s: skipping %d of %d frames with non-finite poses", reader.name, n_skipped, len(valid)
+        )
+    up = dataset_up if settings.align == "dataset" else settings.align
+    alignment = estimate_alignment(reader, up)
+    T = alignment.transform
+    poses = reader.poses.copy()
+    poses[valid] = T @ poses[valid]
+    lo, hi = frustum_bounds(reader.K_depth, poses[valid], reader.depth_size, settings.max_depth)
+    fusions = _multi_scale_fusions(lo, hi, settings)
+    frames_dir = tmp / "frames"
+    frame_records = []
+    indices = np.flatnonzero(valid)
+    for index in tqdm(indices, desc=f"fusing {reader.name}", unit="frame", leave=False):
+        frame = reader.read_frame(int(index))
+        pose = poses[index]
+        color = np.asarray(Image.fromarray(frame.color).resize(reader.depth_size, Image.BILINEAR))
+        for f in fusions:
+            f.integrate(
+                frame.depth,
+                reader.K_depth,
+                pose,
+                color if f.color is not None else None,
+                name=frame.name,
+            )
+        files = reader.frame_files(int(index))
+        if files is None:
+            (frames_dir / "color").mkdir(parents=True, exist_ok=True)
+            (frames_dir / "depth").mkdir(parents=True, exist_ok=True)
+            files = _extract_sens_frame(frame, frames_dir)
+        frame_records.append((int(index), [str(p) if p else None for p in files]))
+    grids = _crop_to_observed([f.to_grid() for f in fusions], settings.margin)
+    for g in grids:
+        g.save(tmp / tsdf_name(g.voxel_size))
+    if reader.gt_mesh_path is not None:
+        raw_mesh = read_ply(reader.gt_mesh_path)
+        verts = raw_mesh.vertices.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        mesh = Mesh(verts, raw_mesh.faces, raw_mesh.colors)
+        mesh_source = str(reader.gt_mesh_path)
+    else:
+        mesh = extract_mesh(grids[0])
+        mesh_source = f"fused depth at {grids[0].voxel_size} m"
+    write_ply(mesh, tmp / "mesh.ply")
+    save_preview([(f"{reader.name} ground truth", mesh)], tmp / "preview.png")
+    files_of = dict(frame_records)
+    frames = []
+    for i, frame_id in enumerate(reader.frame_ids):
+        color, depth = files_of.get(i, (None, None))
+        frames.append(
+            {
+                "frame_id": frame_id,
+                "valid": bool(valid[i]),
+                "color": color,
+                "depth": depth,
+                "pose": poses[i].tolist() if valid[i] else None,
+            }
+        )
+    index = {
+        "scene": reader.name,
+        "dataset": dataset_kind,
+        "source": str(
+            getattr(reader, "scene_dir", getattr(reader, "folder", getattr(reader, "path", "")))
+        ),
+        "K_color": reader.K_color.tolist(),
+        "K_depth": reader.K_depth.tolist(),
+        "color_size": list(reader.color_size),
+        "depth_size": list(reader.depth_size),
+        "alignment": {
+            "transform": T.tolist(),
+            "method": alignment.method,
+            "floor_inliers": alignment.floor_inliers,
+        },
+        "voxel_sizes": list(settings.voxel_sizes),
+        "tsdf": {str(g.voxel_size): tsdf_name(g.voxel_size) for g in grids},
+        "tsdf_shape": {str(g.voxel_size): list(g.shape) for g in grids},
+        "origin": grids[0].origin.tolist(),
+        "mesh": "mesh.ply",
+        "mesh_source": mesh_source,
+        "frames_total": len(valid),
+        "frames_skipped": n_skipped,
+        "frames": frames,
+    }
+    (tmp / INDEX).write_text(json.dumps(index, indent=1))
+    return {
+        "scene": reader.name,
+        "frames": int(valid.sum()),
+        "skipped_frames": n_skipped,
+        "alignment": alignment.method,
+        "voxels": list(grids[0].shape),
+    }
+
+
+def load_index(scene_dir: str | Path) -> dict:
+    """The index of a prepared scene (``ValueError`` naming the file when unreadable)."""
+    path = Path(scene_dir) / INDEX
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a prepared scene (no index)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt index ({err})") from None
