@@ -264,3 +264,49 @@ def load_index(scene_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{path}: not a prepared scene (no index)") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: corrupt index ({err})") from None
+
+
+@dataclass
+class DatasetSummary:
+    """Scene names prepared now, skipped (already prepared) and failed (name -> reason)."""
+
+    done: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+
+    def lines(self) -> list[str]:
+        out = [f"prepared {len(self.done)}, already done {len(self.skipped)}, "
+               f"failed {len(self.failed)}"]
+        out += [f"  FAILED {name}: {reason}" for name, reason in self.failed.items()]
+        return out
+
+
+def shard_of(names: list[str], shard: int, num_shards: int) -> list[str]:
+    """Every ``num_shards``-th name starting at ``shard`` (shards partition the list)."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ValueError(f"shard must be in [0, num_shards), got {shard} of {num_shards}")
+    return names[shard::num_shards]
+
+
+def prepare_dataset(dataset, out_dir: str | Path, settings: PrepareSettings, shard: int = 0,
+                    num_shards: int = 1, stop_on_error: bool = False) -> DatasetSummary:
+    """Prepare this shard's scenes of a raw dataset (``atlas.data.datasets``) into
+    ``out_dir``, skipping finished ones; a failing scene is reported, not fatal (unless
+    ``stop_on_error``)."""
+    out_dir = Path(out_dir)
+    openers = dict(dataset.scenes())
+    names = shard_of(sorted(openers), shard, num_shards)
+    summary = DatasetSummary([], [], {})
+    for name in tqdm(names, desc="scenes", unit="scene"):
+        if is_prepared(out_dir / name):
+            summary.skipped.append(name)
+            continue
+        try:
+            prepare_scene(openers[name](), out_dir, settings, dataset.kind, dataset.up)
+            summary.done.append(name)
+        except (OSError, ValueError) as err:
+            if stop_on_error:
+                raise
+            log.error("%s: %s", name, err)
+            summary.failed[name] = str(err)
+    return summary
