@@ -47,9 +47,26 @@ def test_projection_matrix_matches_definition():
 
 def test_scale_intrinsics():
     K2 = scale_intrinsics(K, 0.5, 0.25)
-    np.testing.assert_allclose(K2, [[250, 0, 160], [0, 100, 60], [0, 0, 1]])
+    # Pixel edges map to edges: cx' = 0.5 * (320 + 0.5) - 0.5, cy' = 0.25 * 240.5 - 0.5.
+    np.testing.assert_allclose(K2, [[250, 0, 159.75], [0, 100, 59.625], [0, 0, 1]])
     K3 = resize_intrinsics(K, (640, 480), (320, 240))
     np.testing.assert_allclose(K3, scale_intrinsics(K, 0.5, 0.5))
+
+
+def test_scaled_intrinsics_match_a_resized_image():
+    """A bright pixel's centre, projected with the scaled K, lands on the resized image's
+    brightest spot (PIL bilinear resize)."""
+    from PIL import Image
+
+    img = np.zeros((480, 640), np.float32)
+    img[100:104, 200:204] = 1.0  # a 4x4 block centred at (201.5, 101.5)
+    small = np.asarray(Image.fromarray(img).resize((160, 120), Image.BILINEAR))
+    v, u = np.unravel_index(np.argmax(small), small.shape)
+    K2 = scale_intrinsics(K, 0.25, 0.25)
+    # The point seen at (201.5, 101.5) in the big image, in the small image:
+    ray = np.linalg.inv(K) @ np.array([201.5, 101.5, 1.0])
+    pix = K2 @ ray
+    assert abs(pix[0] - u) < 0.01 and abs(pix[1] - v) < 0.01
 
 
 def test_frustum_bounds_contain_camera_and_far_plane():

@@ -15,14 +15,14 @@ import torch
 def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     """Intrinsics of an image resized by ``sx`` horizontally and ``sy`` vertically.
 
-    K: (3, 3) or (..., 3, 3). Returns a new array: fx, cx scaled by sx; fy, cy by sy.
-    The pixel-centre convention is kept: a resize maps continuous pixel coordinates
-    ``u -> u * sx``, so ``cx`` scales with the same factor (as ScanNet and ATLAS do).
+    K: (3, 3) or (..., 3, 3). Returns a new float64 array. Pixel centres are at integer
+    coordinates (OpenCV), and an image resize (PIL, OpenCV ``INTER_LINEAR``) maps pixel
+    edges to edges: ``u' = sx * (u + 0.5) - 0.5``. So fx scales by sx and
+    ``cx' = sx * (cx + 0.5) - 0.5`` (likewise for y). Scaling cx by sx alone, as the
+    original ATLAS does, shifts every projection by ``(sx - 1) / 2`` pixels.
     """
-    K = np.array(K, dtype=np.float64, copy=True)
-    K[..., 0, :] *= sx
-    K[..., 1, :] *= sy
-    return K
+    S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return S @ np.asarray(K, dtype=np.float64)
 
 
 def resize_intrinsics(

@@ -1,0 +1,244 @@
+"""Training and validation items over prepared scenes, and the Lightning DataModule.
+
+An item is a set of frames and the ground-truth TSDF of a volume they see:
+
+    images      (N, 3, H, W) float32 RGB in [0, 1], resized to ``image_size``
+    K           (N, 3, 3) intrinsics of the resized images
+    poses       (N, 4, 4) camera-to-world in the item's (crop) frame
+    projection  (N, 3, 4) ``K @ inv(pose)[:3]``
+    origin      (3,) world position of voxel (0,0,0)'s centre (0 for training crops)
+    voxel_size  () finest voxel size, metres
+    tsdf_<cm>   (X, Y, Z) float32 target per scale (e.g. tsdf_04, tsdf_08, tsdf_16)
+    observed_<cm> (X, Y, Z) bool: the target is known there
+    frame_ids   (N,) int64; scene: the scene's name
+
+Training items are crops (default 160x160x64 voxels at 4 cm) at a random position and
+rotation about +z; poses and targets are transformed together. Validation items are the
+whole prepared scene, unrotated. Randomness comes from torch's RNG, which Lightning's
+``seed_everything`` and DataLoader workers seed, so a seed fixes every item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from atlas.data.crops import crop_centres, random_crop_transform, sample_grid
+from atlas.data.image_io import read_color
+from atlas.data.prepare import is_prepared, load_index
+from atlas.data.scannet import read_split
+from atlas.geometry.camera import scale_intrinsics
+from atlas.geometry.voxel_grid import VoxelGrid
+
+
+@dataclass
+class ItemConfig:
+    """n_frames: frames per item; frame_selection: ``random`` (among the frames that see
+    the volume) or ``even`` (evenly spaced over the valid frames); image_size: (width,
+    height); crop_voxels: training volume at the finest size; voxel_sizes: scales, finest
+    first; rotation: ``none``, ``90`` or ``any`` (about +z)."""
+
+    n_frames: int = 20
+    frame_selection: str = "random"
+    image_size: tuple[int, int] = (320, 240)
+    crop_voxels: tuple[int, int, int] = (160, 160, 64)
+    voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
+    rotation: str = "any"
+
+
+def scale_key(voxel_size: float) -> str:
+    return f"{round(voxel_size * 100):02d}"
+
+
+class PreparedScene:
+    """A prepared scene's index, its valid frames and (lazily) its grids."""
+
+    def __init__(self, scene_dir: Path) -> None:
+        self.dir = Path(scene_dir)
+        self.index = load_index(self.dir)
+        self.name = self.index["scene"]
+        frames = [f for f in self.index["frames"] if f["valid"]]
+        if not frames:
+            raise ValueError(f"{self.dir}: no valid frames")
+        self.frame_ids = np.array([f["frame_id"] for f in frames])
+        self.colors = [f["color"] for f in frames]
+        self.poses = np.array([f["pose"] for f in frames], dtype=np.float64)
+        self.K_color = np.array(self.index["K_color"])
+        self.color_size = tuple(self.index["color_size"])
+        self._grids: dict[float, VoxelGrid] = {}
+
+    def grid(self, voxel_size: float) -> VoxelGrid:
+        if voxel_size not in self._grids:
+            name = self.index["tsdf"].get(str(voxel_size))
+            if name is None:
+                raise ValueError(f"{self.dir}: no ground truth at {voxel_size} m "
+                                 f"(has {sorted(self.index['tsdf'])})")
+            self._grids[voxel_size] = VoxelGrid.load(self.dir / name)
+        return self._grids[voxel_size]
+
+    def observed_bounds(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+        g = self.grid(voxel_size)
+        idx = np.argwhere(g.observed)
+        return g.origin + idx.min(0) * g.voxel_size, g.origin + idx.max(0) * g.voxel_size
+
+
+def visible_share(points: np.ndarray, K: np.ndarray, poses: np.ndarray,
+                  size: tuple[int, int]) -> np.ndarray:
+    """(V,) share of world points (P, 3) inside each view's image and in front of it."""
+    world_to_cam = np.linalg.inv(poses)
+    cam = points @ world_to_cam[:, :3, :3].transpose(0, 2, 1) + world_to_cam[:, None, :3, 3]
+    z = cam[..., 2]
+    uv = cam[..., :2] / np.maximum(z, 1e-6)[..., None] * K[[0, 1], [0, 1]] + K[:2, 2]
+    inside = (z > 0.1) & (uv[..., 0] >= 0) & (uv[..., 0] <= size[0] - 1) & (
+        uv[..., 1] >= 0) & (uv[..., 1] <= size[1] - 1)
+    return inside.mean(axis=1)
+
+
+class SceneItems(Dataset):
+    """Items over prepared scenes; ``train`` picks random crops, else whole scenes."""
+
+    def __init__(self, scene_dirs: list[Path], cfg: ItemConfig, train: bool,
+                 items_per_scene: int = 1) -> None:
+        if not scene_dirs:
+            raise ValueError("no prepared scenes for this split")
+        self.scenes = [PreparedScene(d) for d in scene_dirs]
+        self.cfg = cfg
+        self.train = train
+        self.items_per_scene = items_per_scene if train else 1
+
+    def __len__(self) -> int:
+        return len(self.scenes) * self.items_per_scene
+
+    def __getitem__(self, index: int) -> dict:
+        scene = self.scenes[index % len(self.scenes)]
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if self.train else index
+        rng = np.random.default_rng(seed)
+        cfg = self.cfg
+        sizes = cfg.voxel_sizes
+        if self.train:
+            crop_size = np.array(cfg.crop_voxels) * sizes[0]
+            lo, hi = scene.observed_bounds(sizes[-1])
+            crop_from_world = random_crop_transform(rng, lo, hi, crop_size, sizes[-1],
+                                                    cfg.rotation)
+            origin = np.zeros(3)
+        else:
+            crop_from_world = np.eye(4)
+            origin = scene.grid(sizes[0]).origin
+        targets = {}
+        for vs in sizes:
+            if self.train:
+                shape = tuple(int(np.ceil(n * sizes[0] / vs)) for n in cfg.crop_voxels)
+                centres = crop_centres(shape, vs)
+                world = (centres - crop_from_world[:3, 3]) @ crop_from_world[:3, :3]
+                tsdf, observed = sample_grid(scene.grid(vs), world)
+            else:
+                g = scene.grid(vs)
+                tsdf, observed = g.tsdf.copy(), g.observed
+            targets[f"tsdf_{scale_key(vs)}"] = torch.from_numpy(tsdf)
+            targets[f"observed_{scale_key(vs)}"] = torch.from_numpy(observed)
+        chosen = self._choose_frames(scene, crop_from_world, targets, sizes, rng)
+        return {**self._views(scene, chosen, crop_from_world),
+                "origin": torch.tensor(origin, dtype=torch.float32),
+                "voxel_size": torch.tensor(sizes[0], dtype=torch.float32),
+                "frame_ids": torch.from_numpy(scene.frame_ids[chosen]),
+                "scene": scene.name, **targets}
+
+    def _choose_frames(self, scene: PreparedScene, crop_from_world: np.ndarray,
+                       targets: dict, sizes: tuple[float, ...], rng: np.random.Generator
+                       ) -> np.ndarray:
+        n = len(scene.frame_ids)
+        k = min(self.cfg.n_frames, n)
+        if self.cfg.frame_selection == "even" or not self.train:
+            return np.linspace(0, n - 1, k).round().astype(int)
+        if self.cfg.frame_selection != "random":
+            raise ValueError(f"frame_selection must be random or even, "
+                             f"got {self.cfg.frame_selection!r}")
+        # Frames that see the crop's observed coarse voxels (a sample of them).
+        observed = targets[f"observed_{scale_key(sizes[-1])}"].numpy()
+        pts = np.argwhere(observed) * sizes[-1]
+        if len(pts):
+            pts = pts[rng.choice(len(pts), min(len(pts), 256), replace=False)]
+            world = (pts - crop_from_world[:3, 3]) @ crop_from_world[:3, :3]
+            share = visible_share(world, scene.K_color, scene.poses, scene.color_size)
+            seeing = np.flatnonzero(share > 0.05)
+        else:
+            seeing = np.zeros(0, int)
+        pool = seeing if len(seeing) >= k else np.arange(n)
+        return np.sort(rng.choice(pool, k, replace=False))
+
+    def _views(self, scene: PreparedScene, chosen: np.ndarray, crop_from_world: np.ndarray
+               ) -> dict:
+        w, h = self.cfg.image_size
+        images = []
+        for i in chosen:
+            img = Image.fromarray(read_color(scene.colors[i])).resize((w, h), Image.BILINEAR)
+            images.append(np.asarray(img))
+        K = scale_intrinsics(scene.K_color, w / scene.color_size[0], h / scene.color_size[1])
+        poses = crop_from_world @ scene.poses[chosen]
+        projection = K @ np.linalg.inv(poses)[:, :3]
+        n = len(chosen)
+        return {
+            "images": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255,
+            "K": torch.from_numpy(np.broadcast_to(K, (n, 3, 3)).astype(np.float32)),
+            "poses": torch.from_numpy(poses.astype(np.float32)),
+            "projection": torch.from_numpy(projection.astype(np.float32)),
+        }
+
+
+def prepared_scene_dirs(prepared_root: str | Path, raw_root: str | Path | None,
+                        split: str | None) -> list[Path]:
+    """Prepared scenes of a split (names from ``raw_root``'s split list), or all of them
+    when ``split`` is None. A scene listed but not prepared is an error naming it."""
+    prepared_root = Path(prepared_root)
+    if split is None:
+        return sorted(p for p in prepared_root.iterdir() if is_prepared(p))
+    names = read_split(raw_root, split)
+    missing = [n for n in names if not is_prepared(prepared_root / n)]
+    if missing:
+        raise FileNotFoundError(f"{prepared_root}: scenes of split {split!r} not prepared: "
+                                f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    return [prepared_root / n for n in names]
+
+
+class ATLASDataModule(pl.LightningDataModule):
+    """Train/val loaders over prepared scenes. raw_root holds the split lists; a split of
+    None takes every prepared scene."""
+
+    def __init__(self, prepared_root: str, raw_root: str | None = None,
+                 train_split: str | None = "train", val_split: str | None = "val",
+                 item: ItemConfig | None = None, items_per_scene: int = 4,
+                 batch_size: int = 1, num_workers: int = 0) -> None:
+        super().__init__()
+        self.prepared_root = prepared_root
+        self.raw_root = raw_root
+        self.train_split = train_split
+        self.val_split = val_split
+        self.item = item or ItemConfig()
+        self.items_per_scene = items_per_scene
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = SceneItems(
+            prepared_scene_dirs(self.prepared_root, self.raw_root, self.train_split),
+            self.item, train=True, items_per_scene=self.items_per_scene)
+        self.val_set = SceneItems(
+            prepared_scene_dirs(self.prepared_root, self.raw_root, self.val_split),
+            self.item, train=False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False, 1)  # whole scenes differ in size

@@ -1,0 +1,118 @@
+"""Training items: targets agree with the images' cameras after augmentation; exact
+90-degree crops; determinism; the DataModule's loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from atlas.data.crops import sample_grid
+from atlas.data.image_io import read_depth
+from atlas.data.prepare import PrepareSettings, load_index, prepare_scene
+from atlas.data.scannet import ScanNetFolder
+from atlas.data.training_data import ATLASDataModule, ItemConfig, SceneItems
+from atlas.geometry import VoxelGrid
+
+SCENE = "scene0000_00"
+
+
+@pytest.fixture(scope="module")
+def prepared(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_scene(
+        ScanNetFolder(small_dataset / "scans" / SCENE),
+        out,
+        PrepareSettings(max_depth=6.0),
+        "scannet",
+        "none",
+    )
+    return out
+
+
+def item_config(rotation: str) -> ItemConfig:
+    return ItemConfig(
+        n_frames=6, image_size=(160, 120), crop_voxels=(64, 64, 48), rotation=rotation
+    )
+
+
+def depth_points_in_item(item: dict, scene_dir) -> np.ndarray:
+    """World (crop-frame) points of the item's depth maps, back-projected with its poses."""
+    index = load_index(scene_dir)
+    by_id = {f["frame_id"]: f for f in index["frames"]}
+    K = np.array(index["K_depth"])
+    pts = []
+    for fid, pose in zip(item["frame_ids"].tolist(), item["poses"].numpy(), strict=True):
+        depth = read_depth(by_id[fid]["depth"])[::4, ::4]
+        v, u = np.nonzero(depth > 0)
+        d = depth[v, u]
+        cam = np.stack([(4 * u - K[0, 2]) / K[0, 0] * d, (4 * v - K[1, 2]) / K[1, 1] * d, d], -1)
+        pts.append(cam @ pose[:3, :3].T.astype(np.float64) + pose[:3, 3])
+    return np.concatenate(pts)
+
+
+@pytest.mark.parametrize("rotation", ["none", "90", "any"])
+def test_depth_lands_on_the_target_zero_crossing(prepared, rotation):
+    torch.manual_seed(3)
+    items = SceneItems([prepared / SCENE], item_config(rotation), train=True)
+    item = items[0]
+    target = VoxelGrid(
+        item["tsdf_04"].numpy(), item["observed_04"].numpy().astype(np.float32), np.zeros(3), 0.04
+    )
+    tsdf, observed = sample_grid(target, depth_points_in_item(item, prepared / SCENE))
+    assert observed.sum() > 1000
+    # Surface points sit on the zero crossing: |tsdf| well under one voxel (1/3).
+    assert np.median(np.abs(tsdf[observed])) < 0.1
+    assert np.mean(np.abs(tsdf[observed]) < 0.34) > 0.95
+
+
+def test_projection_matches_poses_and_intrinsics(prepared):
+    torch.manual_seed(0)
+    item = SceneItems([prepared / SCENE], item_config("any"), train=True)[0]
+    P = item["K"] @ torch.linalg.inv(item["poses"])[:, :3]
+    torch.testing.assert_close(P, item["projection"], rtol=1e-4, atol=1e-3)
+    assert item["images"].shape == (6, 3, 120, 160)
+    assert 0 <= item["images"].min() and item["images"].max() <= 1
+
+
+def test_ninety_degree_crops_are_exact(prepared):
+    """With 90-degree rotations the crop is a pure re-indexing of the ground truth."""
+    torch.manual_seed(5)
+    items = SceneItems([prepared / SCENE], item_config("90"), train=True)
+    item = items[0]
+    fine = VoxelGrid.load(prepared / SCENE / "tsdf_04.npz")
+    values = set(np.unique(fine.tsdf).tolist())
+    crop = item["tsdf_04"].numpy()[item["observed_04"].numpy()]
+    assert len(crop) > 1000 and set(np.unique(crop).tolist()) <= values
+
+
+def test_same_seed_same_items(prepared):
+    def first_batch(seed: int) -> dict:
+        pl.seed_everything(seed, verbose=False)
+        dm = ATLASDataModule(str(prepared), None, None, None, item_config("any"), items_per_scene=2)
+        dm.setup()
+        return next(iter(dm.train_dataloader()))
+
+    a, b, c = first_batch(7), first_batch(7), first_batch(8)
+    assert torch.equal(a["poses"], b["poses"]) and torch.equal(a["tsdf_04"], b["tsdf_04"])
+    assert not torch.equal(a["poses"], c["poses"])
+    assert a["images"].shape == (1, 6, 3, 120, 160)
+    assert a["tsdf_08"].shape == (1, 32, 32, 24) and a["tsdf_16"].shape == (1, 16, 16, 12)
+
+
+def test_validation_item_is_the_whole_scene(prepared):
+    item = SceneItems([prepared / SCENE], item_config("any"), train=False)[0]
+    fine = VoxelGrid.load(prepared / SCENE / "tsdf_04.npz")
+    assert item["tsdf_04"].shape == fine.shape
+    np.testing.assert_allclose(item["origin"].numpy(), fine.origin, atol=1e-6)
+    np.testing.assert_array_equal(
+        item["frame_ids"].numpy(), np.linspace(0, 59, 6).round().astype(int)
+    )
+
+
+def test_unprepared_split_scene_is_named(prepared, tmp_path):
+    (tmp_path / "scannetv2_val.txt").write_text(f"{SCENE}\nscene0999_00\n")
+    dm = ATLASDataModule(str(prepared), str(tmp_path), None, "val")
+    with pytest.raises(FileNotFoundError, match="scene0999_00"):
+        dm.setup()
