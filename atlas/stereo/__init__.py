@@ -1,0 +1,1 @@
+"""Multi-view stereo from posed RGB: plane-sweep depth maps and their fusion."""
