@@ -32,7 +32,7 @@ class StereoConfig:
     image_size: tuple[int, int] = (160, 120)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     n_neighbours: int = 5
-    keyframe_translation: float = 0.1
+    keyframe_translation: float = 0.05
     keyframe_rotation_deg: float = 10.0
     consistency_views: int = 4
     min_consistent: int = 1
@@ -85,7 +85,9 @@ def stereo_depths(reader: SceneReader, cfg: StereoConfig, device: str = "cpu") -
     mid_depth = 0.5 * (cfg.sweep.min_depth + cfg.sweep.max_depth)
     raw_depths, confidences, used = [], [], []
     for kf in tqdm(keys, desc="plane sweep", unit="keyframe", leave=False):
-        nbrs = select_neighbours(poses_np, int(kf), cfg.n_neighbours, min(mid_depth, 2.0))
+        nbrs = select_neighbours(
+            poses_np, int(kf), cfg.n_neighbours, min(mid_depth, 2.0), K_np, cfg.image_size
+        )
         if len(nbrs) == 0:
             log.warning(
                 "%s: keyframe %d has no neighbour with a baseline; skipped", reader.name, kf
@@ -108,7 +110,15 @@ def stereo_depths(reader: SceneReader, cfg: StereoConfig, device: str = "cpu") -
     filtered = torch.zeros_like(depths)
     used_np = np.array(used)
     for i in range(len(used)):
-        others = select_neighbours(poses_np[used_np], i, cfg.consistency_views, mid_depth)
+        others = select_neighbours(
+            poses_np[used_np],
+            i,
+            cfg.consistency_views,
+            min(mid_depth, 2.0),
+            K_np,
+            cfg.image_size,
+            min_overlap=0.5,
+        )
         if len(others) == 0:
             continue
         votes = consistent_votes(

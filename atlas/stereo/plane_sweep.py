@@ -29,10 +29,10 @@ class SweepConfig:
     n_planes: int = 64
     min_depth: float = 0.3
     max_depth: float = 5.0
-    window: int = 7
+    window: int = 11
     top_k: int = 3
-    max_cost: float = 0.5
-    max_ratio: float = 0.9
+    max_cost: float = 0.7
+    max_ratio: float = 0.97
     min_std: float = 0.01
 
 

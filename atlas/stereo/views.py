@@ -33,35 +33,58 @@ def select_keyframes(
     return np.array(keys, dtype=np.int64)
 
 
+def view_overlap(
+    poses: np.ndarray, ref: int, K: np.ndarray, size: tuple[int, int], depth: float
+) -> np.ndarray:
+    """(N,) share of a 7x7 grid of the reference image's pixels, placed ``depth`` metres
+    ahead, that each view sees (in front of it and inside its image). K: (3, 3) for
+    ``size`` (width, height), shared by all views."""
+    w, h = size
+    u, v = np.meshgrid(np.linspace(0, w - 1, 7), np.linspace(0, h - 1, 7))
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    pts = rays.reshape(-1, 3) * depth @ poses[ref, :3, :3].T + poses[ref, :3, 3]
+    finite = np.isfinite(poses).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], poses, np.eye(4))
+    world_to_cam = np.linalg.inv(safe)
+    cam = pts @ world_to_cam[:, :3, :3].transpose(0, 2, 1) + world_to_cam[:, None, :3, 3]
+    z = cam[..., 2]
+    pu = cam[..., 0] / np.maximum(z, 1e-6) * K[0, 0] + K[0, 2]
+    pv = cam[..., 1] / np.maximum(z, 1e-6) * K[1, 1] + K[1, 2]
+    seen = (z > 0.05) & (pu >= 0) & (pu <= w - 1) & (pv >= 0) & (pv <= h - 1)
+    return np.where(finite, seen.mean(axis=1), 0.0)
+
+
 def select_neighbours(
     poses: np.ndarray,
     ref: int,
     n: int,
     depth: float,
+    K: np.ndarray,
+    size: tuple[int, int],
     min_baseline: float = 0.05,
-    max_angle_deg: float = 40.0,
+    min_overlap: float = 0.5,
+    target_angle_deg: float = 8.0,
 ) -> np.ndarray:
     """Up to ``n`` views to match keyframe ``ref`` against.
 
-    Candidates see the point ``depth`` metres ahead of the reference camera (in front of
-    them, within ``max_angle_deg`` of their own optical axis) and have a baseline of at
-    least ``min_baseline``; they are ranked by how close the triangulation angle at that
-    point is to 10 degrees (wide enough for precision, narrow enough to look alike).
-    poses: (N, 4, 4) camera-to-world. Returns indices (<= n), best first.
+    Candidates see at least ``min_overlap`` of the reference image (placed ``depth``
+    metres ahead) and have a baseline of at least ``min_baseline`` metres; they are
+    ranked by how close the triangulation angle at that depth is to
+    ``target_angle_deg`` (wide enough for precision, narrow enough to look alike), with
+    overlap breaking ties. poses: (N, 4, 4) camera-to-world. Returns indices, best first.
     """
-    valid = np.isfinite(poses).all(axis=(1, 2))
-    valid[ref] = False
+    overlap = view_overlap(poses, ref, K, size, depth)
+    overlap[ref] = 0.0
     centre = poses[ref, :3, 3]
     target = centre + depth * poses[ref, :3, 2]
-    to_target = target - poses[:, :3, 3]
-    dist = np.linalg.norm(to_target, axis=1)
-    cos_axis = np.einsum("ij,ij->i", to_target, poses[:, :3, 2]) / np.maximum(dist, 1e-9)
-    baseline = np.linalg.norm(poses[:, :3, 3] - centre, axis=1)
-    ray_ref = target - centre
-    cos_tri = (to_target @ ray_ref) / np.maximum(dist * np.linalg.norm(ray_ref), 1e-9)
-    tri = np.degrees(np.arccos(np.clip(cos_tri, -1, 1)))
-    ok = valid & (cos_axis > np.cos(np.radians(max_angle_deg))) & (baseline >= min_baseline)
-    ok &= np.nan_to_num(tri, nan=90.0) < 40.0
+    with np.errstate(invalid="ignore"):
+        to_target = target - poses[:, :3, 3]
+        baseline = np.linalg.norm(poses[:, :3, 3] - centre, axis=1)
+        cos_tri = (to_target @ (target - centre)) / np.maximum(
+            np.linalg.norm(to_target, axis=1) * depth, 1e-9
+        )
+        tri = np.degrees(np.arccos(np.clip(cos_tri, -1, 1)))
+        ok = (overlap >= min_overlap) & (baseline >= min_baseline)
     candidates = np.flatnonzero(ok)
-    order = np.argsort(np.abs(tri[candidates] - 10.0))
-    return candidates[order[:n]]
+    score = np.abs(tri[candidates] - target_angle_deg) - 5.0 * overlap[candidates]
+    return candidates[np.argsort(score)[:n]]
