@@ -60,7 +60,14 @@ def grey_images(reader: SceneReader, size: tuple[int, int]) -> torch.Tensor:
     valid = reader.valid
     out = torch.zeros(len(reader), size[1], size[0], dtype=torch.uint8)
     for i in tqdm(np.flatnonzero(valid), desc="reading frames", unit="frame", leave=False):
-        img = Image.fromarray(reader.read_frame(int(i)).color).convert("L")
+        frame = reader.read_frame(int(i))
+        if frame.color.shape[1::-1] != tuple(reader.color_size):
+            raise ValueError(
+                f"{frame.name}: image is {frame.color.shape[1]}x"
+                f"{frame.color.shape[0]}, the sequence's are "
+                f"{reader.color_size[0]}x{reader.color_size[1]}"
+            )
+        img = Image.fromarray(frame.color).convert("L")
         out[i] = torch.from_numpy(np.array(img.resize(size, Image.BILINEAR)))
     return out
 
