@@ -8,6 +8,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from atlas.stereo.pipeline import StereoConfig
+
 
 @dataclass
 class DataConfig:
@@ -34,7 +36,27 @@ class PrepareConfig:
     stop_on_error: bool = False
 
 
+@dataclass
+class InferConfig:
+    """scene / scenes: raw scene folders (any supported layout, see atlas.data.detect) or
+    ``data_root`` + ``split`` (ScanNet layout); format: ``auto`` or a layout name;
+    method: ``stereo`` (no model); out_dir: one sub-folder per scene; device: torch
+    device; overwrite: redo scenes whose outputs exist."""
+
+    scene: str | None = None
+    scenes: list[str] | None = None
+    data_root: str | None = None
+    split: str | None = None
+    format: str = "auto"
+    method: str = "stereo"
+    out_dir: str = "outputs/reconstructions"
+    device: str = "cpu"
+    overwrite: bool = False
+    stereo: StereoConfig = field(default_factory=StereoConfig)
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="prepare_schema", node=PrepareConfig)
+    cs.store(name="infer_schema", node=InferConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)

@@ -1,0 +1,78 @@
+"""Reconstruct scenes from posed RGB images (Hydra entry point).
+
+    python infer.py scene=../shared/data/7scenes-dev method=stereo
+    python infer.py data_root=data/synthetic split=test out_dir=outputs/test
+
+Per scene, ``<out_dir>/<scene>/`` gets mesh.ply (world metres, vertex colours),
+tsdf.npz, preview.png and summary.json, written all at once. A scene that fails is
+reported and the others still run; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from atlas.config import InferConfig, register_configs
+
+register_configs()
+
+
+def scene_paths(cfg: InferConfig) -> list[Path]:
+    if cfg.scene:
+        return [Path(cfg.scene)]
+    if cfg.scenes:
+        return [Path(s) for s in cfg.scenes]
+    if cfg.data_root and cfg.split:
+        from atlas.data.scannet import read_split
+
+        return [Path(cfg.data_root) / "scans" / n for n in read_split(cfg.data_root, cfg.split)]
+    raise ValueError("name the input: scene=PATH, scenes=[...], or data_root=... split=...")
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="infer")
+def main(dict_cfg: DictConfig) -> None:
+    from atlas.data.detect import open_scene
+    from atlas.reconstruction import reconstruct_stereo, save_reconstruction
+
+    cfg: InferConfig = OmegaConf.to_object(dict_cfg)
+    if cfg.method != "stereo":
+        print(
+            f"error: method must be 'stereo' (the learned model is not built yet), "
+            f"got {cfg.method!r}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    try:
+        paths = scene_paths(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    failed: dict[str, str] = {}
+    for path in paths:
+        out = Path(cfg.out_dir) / (path.stem if path.suffix == ".sens" else path.name)
+        if (out / "summary.json").is_file() and not cfg.overwrite:
+            print(f"{path.name}: done already ({out})")
+            continue
+        try:
+            rec = reconstruct_stereo(open_scene(path, cfg.format), cfg.stereo, cfg.device)
+            save_reconstruction(rec, out)
+        except (OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed[str(path)] = str(err)
+            continue
+        s = rec.summary
+        print(f"{path.name}: {s['keyframes']} keyframes, {s['mesh_vertices']} vertices -> {out}")
+        if "warning" in s:
+            print(f"  warning: {s['warning']}")
+    print(json.dumps({"scenes": len(paths), "failed": failed}))
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
