@@ -1,66 +1,167 @@
-"""Mesh-to-mesh metrics (ATLAS protocol) with a vectorised KD-tree search.
+"""Point-set metrics between a prediction and a ground truth, vectorised KD-tree search.
 
-Both meshes' vertices are voxel-downsampled (default 2 cm); ``d1`` is the distance of
-each predicted point to the nearest ground-truth point, ``d2`` the reverse. Accuracy =
-mean d1, completeness = mean d2, precision = mean(d1 < t), recall = mean(d2 < t),
-F-score = 2PR / (P + R). (The original ATLAS code swaps precision and recall; this is
-the definition its paper states.)
+``d_pred`` is the distance of each predicted point to the nearest ground-truth point,
+``d_gt`` the reverse (metres). With threshold t:
+
+- accuracy = mean(d_pred), completeness = mean(d_gt), chamfer = (acc + comp) / 2;
+- precision = share of predicted points within t of the ground truth, mean(d_pred < t);
+- recall = share of ground-truth points within t of the prediction, mean(d_gt < t);
+- F-score = 2PR / (P + R).
+
+(The original ATLAS code swaps precision and recall; these are the definitions its paper
+states. See docs/evaluation.md.) Keys follow ATLAS's output names: ``acc``, ``comp``,
+``chamfer``, ``prec``, ``recal``, ``fscore``.
+
+The evaluation protocols (``atlas.evaluation.protocols``) build on these functions;
+:func:`mesh_metrics` is the ATLAS protocol in one call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from atlas.geometry.mesh import Mesh
 
+METRIC_KEYS = ("acc", "comp", "chamfer", "prec", "recal", "fscore")
+
 
 def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
-    """Mean of the points in each occupied ``voxel_size`` cell: (N, 3) -> (M, 3)."""
+    """Mean of the points in each occupied ``voxel_size`` cell: (N, 3) -> (M, 3) float64.
+
+    Cells are ``floor(p / voxel_size)``; the output is ordered by cell (x, then y, then z).
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(points) == 0 or voxel_size <= 0:
-        return np.asarray(points, dtype=np.float64)
+        return points
     keys = np.floor(points / voxel_size).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    sums = np.zeros((len(counts), 3))
-    np.add.at(sums, inverse, points)
-    return sums / counts[:, None]
+    keys -= keys.min(axis=0)
+    dims = keys.max(axis=0) + 1
+    linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+    order = np.argsort(linear, kind="stable")
+    linear = linear[order]
+    starts = np.flatnonzero(np.r_[True, linear[1:] != linear[:-1]])
+    counts = np.diff(np.r_[starts, len(linear)])
+    return np.add.reduceat(points[order], starts, axis=0) / counts[:, None]
+
+
+def sample_surface(mesh: Mesh, n_points: int, seed: int = 0) -> np.ndarray:
+    """(n_points, 3) float64 points uniformly distributed over the mesh's area.
+
+    Deterministic for a seed (triangles drawn by area, then uniform barycentric
+    coordinates). A mesh without faces (a point cloud) returns its vertices; an empty
+    mesh returns (0, 3).
+    """
+    if mesh.is_empty or n_points <= 0:
+        return mesh.vertices.astype(np.float64)
+    areas = mesh.face_areas()
+    if areas.sum() <= 0:
+        return mesh.vertices.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    faces = rng.choice(len(areas), size=n_points, p=areas / areas.sum())
+    r1, r2 = rng.random((2, n_points))
+    s = np.sqrt(r1)
+    w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    tri = mesh.vertices[mesh.faces[faces]].astype(np.float64)
+    return np.einsum("nk,nkc->nc", w, tri)
+
+
+def nearest_distances(
+    pred: np.ndarray, gt: np.ndarray, gt_tree: cKDTree | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-neighbour distances both ways, one KD-tree query per direction.
+
+    pred: (N, 3), gt: (M, 3) metres; gt_tree: a prebuilt ``cKDTree(gt)`` to reuse.
+    Returns ``d_pred`` (N,) and ``d_gt`` (M,) float64 metres; inf where the other set
+    is empty.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3)
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 3)
+    if len(pred) == 0 or len(gt) == 0:
+        return np.full(len(pred), np.inf), np.full(len(gt), np.inf)
+    tree = gt_tree if gt_tree is not None else cKDTree(gt)
+    d_pred, _ = tree.query(pred, workers=-1)
+    d_gt, _ = cKDTree(pred).query(gt, workers=-1)
+    return d_pred, d_gt
+
+
+def _share_within(d: np.ndarray, thresholds: np.ndarray, inclusive: bool) -> np.ndarray:
+    """Share of ``d`` below each threshold (``<=`` when inclusive); 0 for an empty ``d``."""
+    if len(d) == 0:
+        return np.zeros(len(thresholds))
+    counts = np.searchsorted(np.sort(d), thresholds, side="right" if inclusive else "left")
+    return counts / len(d)
+
+
+def _fscore(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    total = precision + recall
+    return np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+
+
+def distance_metrics(
+    d_pred: np.ndarray,
+    d_gt: np.ndarray,
+    threshold: float = 0.05,
+    inclusive: bool = False,
+    max_dist: float | None = None,
+) -> dict[str, float]:
+    """The metrics (module docstring) from both distance sets (metres).
+
+    inclusive: count ``d <= t`` instead of ``d < t``; max_dist: clip distances to it
+    (also the accuracy / completeness of an empty set; inf without clipping).
+    """
+    d_pred, d_gt = np.asarray(d_pred, np.float64), np.asarray(d_gt, np.float64)
+    if max_dist is not None:
+        d_pred, d_gt = np.minimum(d_pred, max_dist), np.minimum(d_gt, max_dist)
+    empty = float("inf") if max_dist is None else float(max_dist)
+    acc = float(np.mean(d_pred)) if len(d_pred) else empty
+    comp = float(np.mean(d_gt)) if len(d_gt) else empty
+    t = np.array([threshold], dtype=np.float64)
+    prec = float(_share_within(d_pred, t, inclusive)[0])
+    recal = float(_share_within(d_gt, t, inclusive)[0])
+    return {
+        "acc": acc,
+        "comp": comp,
+        "chamfer": (acc + comp) / 2,
+        "prec": prec,
+        "recal": recal,
+        "fscore": float(_fscore(np.array(prec), np.array(recal))),
+    }
+
+
+def threshold_curves(
+    d_pred: np.ndarray, d_gt: np.ndarray, thresholds: Sequence[float], inclusive: bool = False
+) -> dict[str, list[float]]:
+    """Precision, recall and F-score at each threshold (metres), from one sort per set.
+
+    Returns lists keyed ``threshold``, ``prec``, ``recal``, ``fscore`` (same length).
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    prec = _share_within(np.asarray(d_pred, np.float64), t, inclusive)
+    recal = _share_within(np.asarray(d_gt, np.float64), t, inclusive)
+    return {
+        "threshold": t.tolist(),
+        "prec": prec.tolist(),
+        "recal": recal.tolist(),
+        "fscore": _fscore(prec, recal).tolist(),
+    }
 
 
 def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.05) -> dict[str, float]:
     """Metrics between point sets pred (N, 3) and gt (M, 3), metres. An empty prediction
     scores precision = recall = F = 0 and infinite distances."""
-    if len(pred) == 0 or len(gt) == 0:
-        return {
-            "acc": float("inf"),
-            "comp": float("inf"),
-            "chamfer": float("inf"),
-            "prec": 0.0,
-            "recal": 0.0,
-            "fscore": 0.0,
-        }
-    d1, _ = cKDTree(gt).query(pred, workers=-1)
-    d2, _ = cKDTree(pred).query(gt, workers=-1)
-    precision = float(np.mean(d1 < threshold))
-    recall = float(np.mean(d2 < threshold))
-    f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    acc, comp = float(np.mean(d1)), float(np.mean(d2))
-    return {
-        "acc": acc,
-        "comp": comp,
-        "chamfer": (acc + comp) / 2,
-        "prec": precision,
-        "recal": recall,
-        "fscore": f,
-    }
+    return distance_metrics(*nearest_distances(pred, gt), threshold)
 
 
 def mesh_metrics(
     pred: Mesh, gt: Mesh, threshold: float = 0.05, downsample: float = 0.02
 ) -> dict[str, float]:
-    """ATLAS-protocol metrics between two meshes' vertex sets (see the module docstring)."""
+    """ATLAS-protocol metrics between two meshes' vertex sets, each voxel-downsampled at
+    ``downsample`` metres (see the module docstring)."""
     return point_metrics(
-        voxel_downsample(pred.vertices.astype(np.float64), downsample),
-        voxel_downsample(gt.vertices.astype(np.float64), downsample),
+        voxel_downsample(pred.vertices, downsample),
+        voxel_downsample(gt.vertices, downsample),
         threshold,
     )

@@ -1,0 +1,277 @@
+"""An evaluation run: scenes planned from the config, each scored by the protocol (plus
+depth metrics, TSDF L1, the fused-depth baseline, plots), then the reports written.
+
+A missing or empty prediction scores F = 0 with a warning; a scene that cannot be
+evaluated (no ground truth, unreadable scene) is reported as failed and the others
+still run. ``run`` returns the summary that ``evaluate.py`` prints as its last line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atlas.data.scannet import ScanNetFolder, read_split
+from atlas.evaluation.config import EvaluateConfig
+from atlas.evaluation.depth_metrics import mesh_depth_metrics
+from atlas.evaluation.mesh_metrics import threshold_curves
+from atlas.evaluation.plots import plot_threshold_curves, save_distance_mesh
+from atlas.evaluation.protocols import CulledProtocol, MeshProtocol, Reference
+from atlas.evaluation.report import markdown_table, mean_rows, write_reports
+from atlas.evaluation.tsdf_metrics import tsdf_l1
+from atlas.evaluation.views import Views, fuse_depth_maps
+from atlas.evaluation.visibility import VisibilityMask
+from atlas.geometry.mesh import Mesh, read_ply
+from atlas.geometry.voxel_grid import VoxelGrid
+
+log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+
+
+@dataclass
+class SceneJob:
+    """One scene to evaluate: its name and resolved paths (None: not given)."""
+
+    name: str
+    pred_mesh: Path
+    gt_mesh: Path | None
+    scene_dir: Path | None
+    pred_tsdf: Path | None
+    gt_tsdf: Path | None
+    visibility_mask: Path | None
+
+
+@dataclass
+class Scan:
+    """A scene's recording as evaluation uses it: the reader, the frame indices used
+    (valid poses, every ``frame_stride``-th) and their cameras (depth intrinsics and size
+    when the scene has depth)."""
+
+    reader: ScanNetFolder
+    indices: np.ndarray
+    views: Views
+
+    @property
+    def has_depth(self) -> bool:
+        return self.reader.K_depth is not None
+
+    def depths(self) -> Iterator[np.ndarray]:
+        """The measured depth of each used frame: (H, W) float32 metres, 0 = none."""
+        for i in self.indices:
+            yield self.reader.read_frame(int(i)).depth
+
+
+def _fill(template: str | None, scene: str) -> Path | None:
+    return None if template is None else Path(template.replace("{scene}", scene))
+
+
+def plan_jobs(cfg: EvaluateConfig) -> list[SceneJob]:
+    """The scenes a config asks for; ``ValueError`` with a one-line reason otherwise."""
+    if cfg.frame_stride < 1:
+        raise ValueError(f"frame_stride must be at least 1, got {cfg.frame_stride}")
+    if cfg.visibility_mask is not None and not isinstance(cfg.protocol, CulledProtocol):
+        raise ValueError("visibility_mask is only used by protocol=culled")
+    if cfg.pred_dir is not None:
+        if cfg.pred_mesh is not None or cfg.scene is not None:
+            raise ValueError("pred_dir (several scenes) excludes pred_mesh and scene (one)")
+        if cfg.scenes:
+            names = list(cfg.scenes)
+        elif cfg.split is not None and cfg.data_root is not None:
+            names = read_split(cfg.data_root, cfg.split)
+        else:
+            raise ValueError("pred_dir needs its scenes: data_root=... split=..., or scenes=[...]")
+        if not names:
+            raise ValueError(f"no scenes to evaluate in split '{cfg.split}' of {cfg.data_root}")
+        if cfg.data_root is None and cfg.gt_mesh is None:
+            raise ValueError("pred_dir needs data_root=... or a gt_mesh=... path with {scene}")
+        root = None if cfg.data_root is None else Path(cfg.data_root)
+        if root is not None and (root / "scans").is_dir():
+            root = root / "scans"
+        scenes = [(n, Path(cfg.pred_dir) / n / cfg.pred_name, root and root / n) for n in names]
+    elif cfg.pred_mesh is not None:
+        if cfg.gt_mesh is None and cfg.scene is None:
+            raise ValueError("no ground truth: set gt_mesh=... or scene=...")
+        scene_dir = None if cfg.scene is None else Path(cfg.scene)
+        name = cfg.name or (scene_dir.name if scene_dir else Path(cfg.pred_mesh).stem)
+        scenes = [(name, Path(cfg.pred_mesh), scene_dir)]
+    else:
+        raise ValueError(
+            "nothing to evaluate: set pred_mesh=... (one scene) or pred_dir=... (several)"
+        )
+    return [
+        SceneJob(
+            name,
+            pred,
+            _fill(cfg.gt_mesh, name),
+            scene_dir,
+            _fill(cfg.pred_tsdf, name),
+            _fill(cfg.gt_tsdf, name),
+            _fill(cfg.visibility_mask, name),
+        )
+        for name, pred, scene_dir in scenes
+    ]
+
+
+def open_scan(scene_dir: Path, frame_stride: int = 1) -> Scan:
+    """Read a scene folder's cameras; frames without a valid pose are skipped (logged)."""
+    reader = ScanNetFolder(scene_dir)
+    valid = np.flatnonzero(reader.valid)
+    if len(valid) < len(reader):
+        log.info("%s: %d of %d frames have no valid pose, skipped", scene_dir,
+                 len(reader) - len(valid), len(reader))  # fmt: skip
+    indices = valid[::frame_stride]
+    if reader.K_depth is not None:
+        K, size = reader.K_depth, reader.depth_size
+    else:
+        K, size = reader.K_color, reader.color_size
+    return Scan(reader, indices, Views(K, reader.poses[indices], *size))
+
+
+def load_prediction(path: Path) -> tuple[Mesh, str]:
+    """The predicted mesh and a warning ('' if none). A missing, unreadable or empty file
+    gives an empty mesh (which scores F = 0) and says so."""
+    if not path.is_file():
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3))), f"prediction missing: {path}"
+    try:
+        mesh = read_ply(path)
+    except ValueError:
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3))), f"prediction empty: {path}"
+    if mesh.is_empty:
+        return mesh, f"prediction has no faces, only its vertices count: {path}"
+    return mesh, ""
+
+
+def _reference(job: SceneJob, protocol: MeshProtocol, scan: Scan | None) -> Reference:
+    gt_path = job.gt_mesh or (scan.reader.gt_mesh_path if scan else None)
+    if gt_path is None:
+        raise FileNotFoundError(
+            f"{job.scene_dir}: no ground-truth mesh {job.name}_vh_clean_2.ply (set gt_mesh=...)"
+        )
+    gt = read_ply(gt_path)
+    views = scan.views if scan else None
+    if job.visibility_mask is not None:
+        assert isinstance(protocol, CulledProtocol)  # plan_jobs checked it
+        return protocol.reference(gt, views, mask=VisibilityMask.load(job.visibility_mask))
+    return protocol.reference(gt, views)
+
+
+def _score(
+    cfg: EvaluateConfig,
+    job: SceneJob,
+    method: str,
+    mesh: Mesh,
+    ref: Reference,
+    scan: Scan | None,
+    out: Path,
+) -> dict:
+    """One row: the protocol's metrics (+ depth metrics), curve and plots of a mesh."""
+    protocol = cfg.protocol
+    t0 = time.perf_counter()
+    ev = protocol.evaluate(mesh, ref, scan.views if scan else None)
+    row = {"scene": job.name, "method": method, "status": "ok", **ev.metrics}
+    if cfg.depth.enabled and scan is not None and scan.has_depth:
+        row.update(mesh_depth_metrics(mesh, scan.views, scan.depths(), cfg.depth.max_depth))
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    row["curve"] = threshold_curves(ev.d_pred, ev.d_gt, cfg.plots.thresholds, ev.inclusive)
+    if cfg.plots.enabled:
+        title = f"{job.name}: {method}, {protocol.name} protocol"
+        plot_threshold_curves(row["curve"], out / f"{method}_curve.png", protocol.threshold, title)
+        save_distance_mesh(
+            ev.mesh,
+            ev.vertex_distance,
+            cfg.plots.color_max,
+            out / f"{method}_distance.ply",
+            out / f"{method}_distance.png",
+            title,
+        )
+    return row
+
+
+def _failed(scene: str, method: str, err: BaseException) -> dict:
+    """A failed row, logged (with the traceback when debugging)."""
+    text = str(err) if isinstance(err, OSError | ValueError) else f"{type(err).__name__}: {err}"
+    log.error("%s (%s) failed: %s", scene, method, text, exc_info=log.isEnabledFor(logging.DEBUG))
+    return {"scene": scene, "method": method, "status": "failed", "error": text}
+
+
+def _guarded(scene: str, method: str, make_row: Callable[[], dict]) -> dict:
+    """``make_row()``, or a failed row when it raises."""
+    try:
+        return make_row()
+    except Exception as err:  # one failure is reported; the rest of the run goes on
+        return _failed(scene, method, err)
+
+
+def evaluate_scene(cfg: EvaluateConfig, job: SceneJob, out_dir: Path) -> list[dict]:
+    """Rows of one scene: the prediction, then the baseline when enabled."""
+    out = Path(out_dir) / job.name
+    scan = open_scan(job.scene_dir, cfg.frame_stride) if job.scene_dir else None
+    ref = _reference(job, cfg.protocol, scan)
+    if ref.mask is not None and job.visibility_mask is None:
+        ref.mask.save(out / "visibility.npz")
+    pred, warning = load_prediction(job.pred_mesh)
+    if warning:
+        log.warning("%s: %s", job.name, warning)
+    row = _score(cfg, job, "prediction", pred, ref, scan, out)
+    row["warning"] = warning
+    if job.pred_tsdf is not None and job.gt_tsdf is not None:
+        row["tsdf_l1"] = tsdf_l1(VoxelGrid.load(job.pred_tsdf), VoxelGrid.load(job.gt_tsdf))
+    rows = [row]
+    if cfg.baseline.enabled:
+
+        def baseline_row() -> dict:
+            if scan is None or not scan.has_depth:
+                raise ValueError("the baseline needs a scene with depth (scene=... or data_root)")
+            b = cfg.baseline
+            mesh = fuse_depth_maps(
+                scan.depths(), scan.views, b.voxel_size, b.trunc_voxels, b.max_depth
+            )
+            return _score(cfg, job, BASELINE, mesh, ref, scan, out)
+
+        rows.append(_guarded(job.name, BASELINE, baseline_row))
+    return rows
+
+
+def run(cfg: EvaluateConfig, out_dir: str | Path) -> tuple[dict, str]:
+    """Evaluate every planned scene, write the reports into ``out_dir``; return the
+    summary line (protocol, counts, mean metrics, report path) and the Markdown table."""
+    out_dir = Path(out_dir)
+    jobs = plan_jobs(cfg)
+    protocol = cfg.protocol
+    methods = ["prediction"] + ([BASELINE] if cfg.baseline.enabled else [])
+    rows: list[dict] = []
+    for i, job in enumerate(jobs):
+        log.info("[%d/%d] %s: %s protocol", i + 1, len(jobs), job.name, protocol.name)
+        try:
+            rows += evaluate_scene(cfg, job, out_dir)
+        except Exception as err:  # a failed scene is reported; the others still finish
+            rows += [_failed(job.name, m, err) for m in methods]
+    means = mean_rows(rows)
+    summary = {
+        "protocol": protocol.name,
+        "protocol_config": dataclasses.asdict(protocol),
+        "baseline": dataclasses.asdict(cfg.baseline) if cfg.baseline.enabled else None,
+        "scenes": rows,
+        "mean": means,
+    }
+    paths = write_reports(summary, rows, means, out_dir)
+    by_method = {m["method"]: m for m in means}
+    skip = ("scene", "method", "status", "n_scenes", "n_failed")
+    line = {
+        "protocol": protocol.name,
+        "threshold": protocol.threshold,
+        "n_scenes": len(jobs),
+        "n_failed": by_method["prediction"]["n_failed"],
+        "metrics": {k: v for k, v in by_method["prediction"].items() if k not in skip},
+    }
+    if BASELINE in by_method:
+        line["baseline"] = {k: v for k, v in by_method[BASELINE].items() if k not in skip}
+    line["report"] = str(paths["json"])
+    return line, markdown_table(rows + means)
