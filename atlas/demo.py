@@ -16,27 +16,30 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from atlas.data.scannet import ScanNetFolder
 from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.evaluation.render import save_preview
-from atlas.geometry import TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
+from atlas.geometry import VoxelGrid, extract_mesh, fuse_depth_frames, read_ply, write_ply
 from atlas.io_utils import atomic_path
 
 
-def fuse_scannet_scene(scene_dir: Path, voxel_size: float, max_depth: float) -> TSDFFusion:
-    """Fuse the depth (and colour) of an extracted ScanNet-layout scene folder."""
-    K_depth = np.loadtxt(scene_dir / "intrinsic" / "intrinsic_depth.txt")[:3, :3]
-    ids = sorted(int(p.stem) for p in (scene_dir / "depth").glob("*.png"))
-    poses = np.stack([np.loadtxt(scene_dir / "pose" / f"{i}.txt") for i in ids])
-    first = Image.open(scene_dir / "depth" / f"{ids[0]}.png")
-    lo, hi = frustum_bounds(K_depth, poses, first.size, max_depth)
-    fusion = TSDFFusion.from_bounds(lo, hi, voxel_size, max_depth=max_depth, with_color=True)
-    for i, pose in zip(tqdm(ids, desc="fusing depth", unit="frame"), poses, strict=True):
-        depth = np.asarray(Image.open(scene_dir / "depth" / f"{i}.png"), np.float32) / 1000.0
-        color = Image.open(scene_dir / "color" / f"{i}.jpg").convert("RGB")
-        color = np.asarray(color.resize(depth.shape[::-1], Image.BILINEAR))
-        fusion.integrate(depth, K_depth, pose, color, name=str(scene_dir / "depth" / f"{i}.png"))
-    return fusion
+def fuse_scene(reader: ScanNetFolder, voxel_size: float, max_depth: float) -> VoxelGrid:
+    """Fuse the depth and colour of a scene's frames with finite poses."""
+    valid = reader.valid
+    frames = (
+        (f.depth, np.asarray(Image.fromarray(f.color).resize(reader.depth_size, Image.BILINEAR)))
+        for f in tqdm(reader, total=int(valid.sum()), desc="fusing depth", unit="frame")
+    )
+    return fuse_depth_frames(
+        frames,
+        reader.K_depth,
+        reader.poses[valid],
+        reader.depth_size,
+        voxel_size,
+        max_depth,
+        with_color=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     scene_dir = generate_dataset(root, 1, SceneConfig(seed=0, n_frames=args.frames))[0]
     t1 = time.perf_counter()
-    fusion = fuse_scannet_scene(scene_dir, args.voxel, max_depth=5.0)
-    grid = fusion.to_grid()
+    reader = ScanNetFolder(scene_dir)
+    grid = fuse_scene(reader, args.voxel, max_depth=5.0)
     mesh = extract_mesh(grid)
     t2 = time.perf_counter()
     out = root / "output" / scene_dir.name
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     summary = {
         "scene": scene_dir.name,
-        "frames": fusion.frames_integrated,
+        "frames": int(reader.valid.sum()),
         "voxels": list(grid.shape),
         "voxel_size": grid.voxel_size,
         "seconds": {"generate": round(t1 - t0, 2), "reconstruct": round(t2 - t1, 2)},

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.geometry.camera import frustum_bounds
-from atlas.geometry.fusion import TSDFFusion
+from atlas.geometry.fusion import fuse_depth_frames
 from atlas.geometry.marching_cubes import extract_mesh
 from atlas.geometry.mesh import Mesh
 from atlas.geometry.raycast import MeshRaycaster
@@ -69,14 +68,16 @@ def fuse_depth_maps(
     (metres) are ignored; bounds: world box (min, max) of the volume, default the union
     of the view frusta up to ``max_depth`` (it is always clipped to that union).
     """
-    lo, hi = frustum_bounds(views.K, views.poses, (views.width, views.height), max_depth)
-    if bounds is not None:
-        lo, hi = np.maximum(lo, bounds[0]), np.minimum(hi, bounds[1])
-        if (hi <= lo).any():
-            return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
-    fusion = TSDFFusion.from_bounds(
-        lo, hi, voxel_size, trunc_voxels=trunc_voxels, max_depth=max_depth
+    grid = fuse_depth_frames(
+        ((d, None) for d in depths),
+        views.K,
+        views.poses,
+        (views.width, views.height),
+        voxel_size,
+        max_depth,
+        bounds,
+        trunc_voxels=trunc_voxels,
     )
-    for depth, pose in zip(depths, views.poses, strict=True):
-        fusion.integrate(depth, views.K, pose)
-    return extract_mesh(fusion.to_grid())
+    if grid is None:
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+    return extract_mesh(grid)

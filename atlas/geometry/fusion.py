@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from atlas.geometry.camera import check_intrinsics, check_pose
+from atlas.geometry.camera import check_intrinsics, check_pose, frustum_bounds
 from atlas.geometry.voxel_grid import VoxelGrid
 
 BRICK = 8
@@ -550,12 +550,32 @@ def _compiled(name: str, fn):
 
 
 def fuse_depth_frames(
-    frames: Iterable[tuple],
-    bounds_min: np.ndarray,
-    bounds_max: np.ndarray,
+    frames: Iterable[tuple[np.ndarray | torch.Tensor, np.ndarray | None]],
+    K: np.ndarray,
+    poses: np.ndarray,
+    image_size: tuple[int, int],
     voxel_size: float,
+    max_depth: float = 3.0,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    with_color: bool = False,
     **kwargs,
-) -> VoxelGrid:
-    """Fuse ``(depth, K, cam_to_world[, color])`` frames into a grid covering the bounds."""
-    fusion = TSDFFusion.from_bounds(bounds_min, bounds_max, voxel_size, **kwargs)
-    return fusion.integrate_frames(frames).to_grid()
+) -> VoxelGrid | None:
+    """Fuse a sequence of frames into a grid covering their view frusta.
+
+    frames: ``(depth (H, W) float metres, colour (H, W, 3) uint8 or None)`` per pose, in
+    ``poses`` order (streamed); K: (3, 3) for ``image_size`` (width, height); poses:
+    (N, 4, 4) camera-to-world; bounds: optional world box (min, max) the volume is
+    clipped to. Other keyword arguments go to :class:`TSDFFusion`. Returns None when the
+    clipped box is empty.
+    """
+    lo, hi = frustum_bounds(K, poses, image_size, max_depth)
+    if bounds is not None:
+        lo, hi = np.maximum(lo, bounds[0]), np.minimum(hi, bounds[1])
+        if (hi <= lo).any():
+            return None
+    fusion = TSDFFusion.from_bounds(
+        lo, hi, voxel_size, max_depth=max_depth, with_color=with_color, **kwargs
+    )
+    for i, ((depth, color), pose) in enumerate(zip(frames, poses, strict=True)):
+        fusion.integrate(depth, K, pose, color, name=f"frame {i}")
+    return fusion.to_grid()

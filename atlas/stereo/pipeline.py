@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from atlas.data.frames import SceneReader
-from atlas.geometry import TSDFFusion, VoxelGrid, frustum_bounds
+from atlas.geometry import VoxelGrid, fuse_depth_frames
 from atlas.geometry.camera import scale_intrinsics
 from atlas.stereo.consistency import consistent_votes
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep
@@ -140,16 +140,13 @@ def fuse_stereo(result: StereoDepths, cfg: StereoConfig, device: str = "cpu") ->
     """TSDF of the filtered keyframe depths on a grid covering their frusta."""
     poses = result.poses.cpu().numpy().astype(np.float64)
     K = result.K.cpu().numpy().astype(np.float64)
-    w, h = cfg.image_size
-    lo, hi = frustum_bounds(K, poses, (w, h), cfg.max_depth)
-    fusion = TSDFFusion.from_bounds(
-        lo,
-        hi,
+    return fuse_depth_frames(
+        ((d, None) for d in result.depths),
+        K,
+        poses,
+        cfg.image_size,
         cfg.voxel_size,
+        cfg.max_depth,
         trunc_voxels=cfg.trunc_voxels,
-        max_depth=cfg.max_depth,
         device=device,
     )
-    for depth, pose in zip(result.depths, poses, strict=True):
-        fusion.integrate(depth, K, pose)
-    return fusion.to_grid()
