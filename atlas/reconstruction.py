@@ -11,7 +11,6 @@ Python API::
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, VoxelGrid, extract_mesh, write_ply
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.colorize import color_vertices
+from atlas.io_utils import atomic_dir
 from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
 
 
@@ -103,21 +103,11 @@ def save_reconstruction(rec: Reconstruction, out_dir: str | Path) -> Path:
     """Write mesh.ply, tsdf.npz, preview.png and summary.json into ``out_dir``, all or
     nothing (built in a hidden folder beside it, then renamed)."""
     out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out_dir) as tmp:
         write_ply(rec.mesh, tmp / "mesh.ply")
         rec.grid.save(tmp / "tsdf.npz")
         save_preview(
             [(f"{rec.name} ({rec.summary.get('method', '')})", rec.mesh)], tmp / "preview.png"
         )
         (tmp / "summary.json").write_text(json.dumps(rec.summary, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from atlas.data.alignment import estimate_alignment
 from atlas.data.frames import SceneReader
 from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
+from atlas.io_utils import atomic_dir
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
@@ -137,19 +137,8 @@ def prepare_scene(
     dataset_up: str = "auto",
 ) -> dict:
     """Prepare one scene into ``out_dir / reader.name``; returns its summary."""
-    final = Path(out_dir) / reader.name
-    tmp = Path(out_dir) / f".{reader.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(Path(out_dir) / reader.name) as tmp:
         summary = _build(reader, tmp, settings, dataset_kind, dataset_up)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from atlas.data.room import Room, generate_room, scan_path
 from atlas.data.sens import SensHeader, write_sens
 from atlas.geometry.mesh import Mesh, write_ply
 from atlas.geometry.raycast import MeshRaycaster
+from atlas.io_utils import atomic_dir
 
 SPLITS = ("train", "val", "test")
 
@@ -160,13 +160,15 @@ def make_scene(cfg: SceneConfig) -> tuple[Room, np.ndarray]:
 def write_scene(scene_dir: Path, cfg: SceneConfig, progress: bool = False) -> Path:
     """Render and write one scene into ``scene_dir`` (atomically: built in a temporary
     folder beside it, then renamed). Returns ``scene_dir``."""
+    scene_dir = Path(scene_dir)
+    with atomic_dir(scene_dir) as tmp:
+        _render_scene_files(tmp, scene_dir.name, cfg, progress)
+    return scene_dir
+
+
+def _render_scene_files(tmp: Path, name: str, cfg: SceneConfig, progress: bool) -> None:
     from tqdm import tqdm
 
-    scene_dir = Path(scene_dir)
-    name = scene_dir.name
-    tmp = scene_dir.parent / f".{name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     for sub in ("color", "depth", "pose", "intrinsic"):
         (tmp / sub).mkdir(parents=True)
     room, poses = make_scene(cfg)
@@ -228,10 +230,6 @@ def write_scene(scene_dir: Path, cfg: SceneConfig, progress: bool = False) -> Pa
             zip(poses, color_jpegs, depth_pngs, strict=True),
             cfg.n_frames,
         )
-    if scene_dir.exists():
-        shutil.rmtree(scene_dir)
-    tmp.rename(scene_dir)
-    return scene_dir
 
 
 def split_of(index: int) -> str:

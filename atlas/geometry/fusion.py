@@ -350,7 +350,7 @@ class TSDFFusion:
             _compiled("fuse_bricks", _fuse_bricks)(self.tsdf, self.weight, *args)
             return
         old_w = self.weight.index_select(0, brick_ids)
-        new_t, new_w, pix, obs_w = _compiled("fuse_voxels", _fuse_voxels)(
+        new_t, new_w, pix, obs_w = _compiled("observe", _observe)(
             self.tsdf.index_select(0, brick_ids), old_w, *args
         )
         self.tsdf.index_copy_(0, brick_ids, new_t)
@@ -434,21 +434,6 @@ def _observe(
     new_w = old_w + obs_w
     new_t = torch.where(obs_w > 0, (old_t * old_w + obs * obs_w) / new_w.clamp_min(1e-6), old_t)
     return new_t, new_w, pix, obs_w
-
-
-def _fuse_voxels(
-    old_t: torch.Tensor,
-    old_w: torch.Tensor,
-    brick_ids: torch.Tensor,
-    brick_xyz: torch.Tensor,
-    local_xyz: torch.Tensor,
-    depth: torch.Tensor,
-    prm: torch.Tensor,
-    trunc: float,
-    max_depth: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_observe`` (compiled on its own, for the colour path)."""
-    return _observe(old_t, old_w, brick_ids, brick_xyz, local_xyz, depth, prm, trunc, max_depth)
 
 
 def _fuse_bricks(
