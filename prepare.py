@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
         margin=cfg.margin,
         align=cfg.align,
         device=cfg.device,
+        skip_bad_frames=cfg.skip_bad_frames,
     )
     dataset = instantiate(cfg.data.raw)
     summary = prepare_dataset(

@@ -34,6 +34,7 @@ class PrepareConfig:
     shard: int = 0
     num_shards: int = 1
     stop_on_error: bool = False
+    skip_bad_frames: bool = False
 
 
 @dataclass

@@ -178,3 +178,36 @@ def test_seven_scenes_prepare_gravity_aligned(tmp_path):
     assert angle < 5.0, angle
     assert centres[:, 2].min() > -0.15  # nothing far below the floor
     assert (out / "preview.png").stat().st_size > 10000  # the picture of the kitchen
+
+
+def test_corrupt_frame_fails_or_is_skipped_when_asked(tiny_dataset, tmp_path):
+    scene = tmp_path / "scans" / SCENE
+    shutil.copytree(tiny_dataset / "scans" / SCENE, scene)
+    (scene / "depth" / "6.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(ValueError, match=r"depth/6\.png: unreadable depth image"):
+        prepare_scene(ScanNetFolder(scene), tmp_path / "out", PrepareSettings(), "scannet", "none")
+    assert not (tmp_path / "out" / SCENE).exists()
+    summary = prepare_scene(
+        ScanNetFolder(scene),
+        tmp_path / "out",
+        PrepareSettings(skip_bad_frames=True),
+        "scannet",
+        "none",
+    )
+    assert summary["unreadable_frames"] == 1 and summary["frames"] == 30
+    index = load_index(tmp_path / "out" / SCENE)
+    assert [f["frame_id"] for f in index["frames"] if not f["valid"]] == [6]
+
+
+def test_label_map(tmp_path):
+    from atlas.data.scannet import read_label_map
+
+    tsv = tmp_path / "scannetv2-labels.combined.tsv"
+    tsv.write_text(
+        "id\traw_category\tcategory\tcount\tnyu40id\n1\twall\twall\t8277\t1\n"
+        "2\tchair\tchair\t4646\t5\n3\tstuff\tstuff\t1\t\n"
+    )
+    assert read_label_map(tsv) == {"wall": 1, "chair": 5}
+    (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(ValueError, match="bad.tsv: not a ScanNet label map"):
+        read_label_map(tmp_path / "bad.tsv")

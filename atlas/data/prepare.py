@@ -42,7 +42,9 @@ class PrepareSettings:
     """voxel_sizes: metres, finest first, each an integer multiple of the first;
     max_depth: depth cut (metres); trunc_voxels: truncation in voxels; margin: metres kept
     around the observed region; align: ``auto``, ``none``, ``dataset`` (the dataset's
-    default) or an up axis (``-y``...); device: torch device for fusion."""
+    default) or an up axis (``-y``...); device: torch device for fusion;
+    skip_bad_frames: a missing or unreadable frame file is skipped with a warning (and
+    counted) instead of failing the scene."""
 
     voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
     max_depth: float = 3.0
@@ -50,6 +52,7 @@ class PrepareSettings:
     margin: float = 0.2
     align: str = "dataset"
     device: str = "cpu"
+    skip_bad_frames: bool = False
 
 
 def tsdf_name(voxel_size: float) -> str:
@@ -165,8 +168,17 @@ def _build(
     frames_dir = tmp / "frames"
     frame_records = []
     indices = np.flatnonzero(valid)
+    bad_frames: list[str] = []
     for index in tqdm(indices, desc=f"fusing {reader.name}", unit="frame", leave=False):
-        frame = reader.read_frame(int(index))
+        try:
+            frame = reader.read_frame(int(index))
+        except (OSError, ValueError) as err:
+            if not settings.skip_bad_frames:
+                raise
+            log.warning("%s: skipping a bad frame: %s", reader.name, err)
+            bad_frames.append(str(err))
+            valid[index] = False
+            continue
         pose = poses[index]
         color = np.asarray(Image.fromarray(frame.color).resize(reader.depth_size, Image.BILINEAR))
         for f in fusions:
@@ -232,6 +244,7 @@ def _build(
         "mesh_source": mesh_source,
         "frames_total": len(valid),
         "frames_skipped": n_skipped,
+        "frames_unreadable": bad_frames,
         "frames": frames,
     }
     (tmp / INDEX).write_text(json.dumps(index, indent=1))
@@ -239,6 +252,7 @@ def _build(
         "scene": reader.name,
         "frames": int(valid.sum()),
         "skipped_frames": n_skipped,
+        "unreadable_frames": len(bad_frames),
         "alignment": alignment.method,
         "voxels": list(grids[0].shape),
     }

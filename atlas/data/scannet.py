@@ -22,6 +22,21 @@ def read_split(root: str | Path, split: str) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_label_map(path: str | Path, target: str = "nyu40id") -> dict[str, int]:
+    """ScanNet's ``scannetv2-labels.combined.tsv``: raw category name -> ``target`` id
+    (default the NYU40 class). Rows without an id are left out."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: label map not found")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or "raw_category" not in rows[0] or target not in rows[0]:
+        raise ValueError(f"{path}: not a ScanNet label map (needs raw_category and {target})")
+    return {r["raw_category"]: int(r[target]) for r in rows if r[target].strip().isdigit()}
+
+
 class ScanNetFolder(SceneReader):
     """An extracted ScanNet scene folder ``scans/sceneXXXX_XX``.
 
