@@ -36,7 +36,7 @@ class StereoConfig:
     keyframe_rotation_deg: float = 10.0
     consistency_views: int = 4
     min_consistent: int = 1
-    consistency_tol: float = 0.02
+    consistency_tol: float = 0.03
     voxel_size: float = 0.04
     trunc_voxels: float = 3.0
     max_depth: float = 3.0

@@ -31,7 +31,7 @@ class SweepConfig:
     max_depth: float = 5.0
     window: int = 11
     top_k: int = 3
-    max_cost: float = 0.7
+    max_cost: float = 0.8
     max_ratio: float = 0.97
     min_std: float = 0.01
 
