@@ -40,8 +40,7 @@ class Reconstruction:
 
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
     """(colour, K, pose) of the given frames, downsized to ``width`` pixels."""
-    for i in indices:
-        frame = reader.read_frame(int(i))
+    for frame in reader.iter_frames(indices):
         h0, w0 = frame.color.shape[:2]
         size = (width, round(h0 * width / w0))
         color = np.asarray(Image.fromarray(frame.color).resize(size, Image.BILINEAR))

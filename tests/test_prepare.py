@@ -18,6 +18,7 @@ import pytest
 from atlas.data.datasets import ScanNetDataset, SevenScenesDataset
 from atlas.data.prepare import (
     PrepareSettings,
+    frame_path,
     is_prepared,
     load_index,
     prepare_dataset,
@@ -211,3 +212,23 @@ def test_label_map(tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(ValueError, match="bad.tsv: not a ScanNet label map"):
         read_label_map(tmp_path / "bad.tsv")
+
+
+def test_prepare_from_sens_file(tmp_path):
+    """A scene given only as a .sens file is streamed once and its frames extracted."""
+    from atlas.data.synthetic import write_scene
+
+    scene = tmp_path / "raw" / "scans" / SCENE
+    write_scene(scene, SceneConfig(seed=4, n_frames=30, width=160, height=120, write_sens=True))
+    for sub in ("color", "depth", "pose", "intrinsic"):
+        shutil.rmtree(scene / sub)
+    summary = prepare_dataset(
+        ScanNetDataset(str(tmp_path / "raw")), tmp_path / "out", PrepareSettings()
+    )
+    assert summary.done == [SCENE], summary.failed
+    index = load_index(tmp_path / "out" / SCENE)
+    assert index["frames_total"] == 30
+    frame = index["frames"][12]
+    assert frame["color"] == "frames/color/12.jpg"
+    for key in ("color", "depth"):
+        assert frame_path(tmp_path / "out" / SCENE, frame[key]).is_file()

@@ -104,8 +104,7 @@ def sample_depth_points(
     valid = np.flatnonzero(reader.valid)
     chosen = valid[np.linspace(0, len(valid) - 1, min(n_frames, len(valid))).astype(int)]
     out = []
-    for index in chosen:
-        frame = reader.read_frame(int(index))
+    for frame in reader.iter_frames(chosen):
         if frame.depth is None or frame.K_depth is None:
             return np.zeros((0, 3))
         d = frame.depth[::stride, ::stride]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,8 @@ class SceneReader(ABC):
     """A recorded scene: cameras available at once (cheap), images streamed per frame.
 
     ``poses`` may hold non-finite matrices (ScanNet has some); ``valid`` says which are
-    usable. ``world_transform`` (4x4) has already been applied to every pose (and must be
-    applied to meshes in the scene's own frame), e.g. a gravity alignment.
+    usable. Poses are in the dataset's own world frame; gravity alignment is applied by
+    preparation (``atlas.data.alignment``), not by readers.
     """
 
     name: str
@@ -43,7 +43,7 @@ class SceneReader(ABC):
     K_depth: np.ndarray | None
     color_size: tuple[int, int]  # (width, height)
     depth_size: tuple[int, int] | None
-    world_transform: np.ndarray = np.eye(4)
+    sequential: bool = False  # True: frames live in one stream (read them with iter_frames)
 
     @property
     @abstractmethod
@@ -53,6 +53,12 @@ class SceneReader(ABC):
     @abstractmethod
     def read_frame(self, index: int) -> Frame:
         """The ``index``-th frame (position in ``frame_ids``), images loaded."""
+
+    def iter_frames(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """The frames at ``indices`` (increasing), one at a time; readers of sequential
+        containers override this with a single pass."""
+        for index in indices:
+            yield self.read_frame(int(index))
 
     def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
         """The colour and depth files of a frame, or None when frames live inside a
@@ -74,5 +80,4 @@ class SceneReader(ABC):
 
     def __iter__(self) -> Iterator[Frame]:
         """Frames with valid poses, one at a time."""
-        for index in np.flatnonzero(self.valid):
-            yield self.read_frame(int(index))
+        yield from self.iter_frames(np.flatnonzero(self.valid))

@@ -122,14 +122,23 @@ def _crop_to_observed(grids: list, margin: float) -> list:
     return out
 
 
-def _extract_sens_frame(frame, frames_dir: Path) -> tuple[str, str]:
-    color = frames_dir / "color" / f"{frame.frame_id}.jpg"
-    depth = frames_dir / "depth" / f"{frame.frame_id}.png"
-    Image.fromarray(frame.color).save(color, quality=95)
+def _extract_sens_frame(frame, scene_dir: Path) -> tuple[str, str]:
+    """Write a streamed frame's colour and depth (mm PNG) under ``scene_dir/frames``;
+    returns their paths relative to ``scene_dir`` (the folder is renamed when done)."""
+    color = Path("frames") / "color" / f"{frame.frame_id}.jpg"
+    depth = Path("frames") / "depth" / f"{frame.frame_id}.png"
+    Image.fromarray(frame.color).save(scene_dir / color, quality=95)
     buf = io.BytesIO()
     Image.fromarray(np.round(frame.depth * 1000).astype(np.uint16)).save(buf, format="PNG")
-    depth.write_bytes(buf.getvalue())
+    (scene_dir / depth).write_bytes(buf.getvalue())
     return str(color), str(depth)
+
+
+def frame_path(scene_dir: str | Path, recorded: str) -> Path:
+    """A frame file named in a prepared scene's index: absolute (raw data) or relative
+    to the prepared scene (frames extracted from a .sens file)."""
+    path = Path(recorded)
+    return path if path.is_absolute() else Path(scene_dir) / path
 
 
 def prepare_scene(
@@ -143,6 +152,23 @@ def prepare_scene(
     with atomic_dir(Path(out_dir) / reader.name) as tmp:
         summary = _build(reader, tmp, settings, dataset_kind, dataset_up)
     return summary
+
+
+def _read_frames(reader: SceneReader, indices: np.ndarray, skip_bad: bool,
+                 bad: dict[int, str]):
+    """(index, frame) pairs; with ``skip_bad`` an unreadable frame is logged, recorded in
+    ``bad`` and skipped (files of random-access readers; a damaged stream still fails)."""
+    if reader.sequential:
+        yield from zip(indices, reader.iter_frames(indices), strict=True)
+        return
+    for index in indices:
+        try:
+            yield index, reader.read_frame(int(index))
+        except (OSError, ValueError) as err:
+            if not skip_bad:
+                raise
+            log.warning("%s: skipping a bad frame: %s", reader.name, err)
+            bad[int(index)] = str(err)
 
 
 def _build(
@@ -168,17 +194,10 @@ def _build(
     frames_dir = tmp / "frames"
     frame_records = []
     indices = np.flatnonzero(valid)
-    bad_frames: list[str] = []
-    for index in tqdm(indices, desc=f"fusing {reader.name}", unit="frame", leave=False):
-        try:
-            frame = reader.read_frame(int(index))
-        except (OSError, ValueError) as err:
-            if not settings.skip_bad_frames:
-                raise
-            log.warning("%s: skipping a bad frame: %s", reader.name, err)
-            bad_frames.append(str(err))
-            valid[index] = False
-            continue
+    bad_frames: dict[int, str] = {}
+    frames = _read_frames(reader, indices, settings.skip_bad_frames, bad_frames)
+    for index, frame in tqdm(frames, total=len(indices), desc=f"fusing {reader.name}",
+                             unit="frame", leave=False):
         pose = poses[index]
         color = np.asarray(Image.fromarray(frame.color).resize(reader.depth_size, Image.BILINEAR))
         for f in fusions:
@@ -189,12 +208,15 @@ def _build(
                 color if f.color is not None else None,
                 name=frame.name,
             )
-        files = reader.frame_files(int(index))
-        if files is None:
+        raw_files = reader.frame_files(int(index))
+        if raw_files is None:
             (frames_dir / "color").mkdir(parents=True, exist_ok=True)
             (frames_dir / "depth").mkdir(parents=True, exist_ok=True)
-            files = _extract_sens_frame(frame, frames_dir)
-        frame_records.append((int(index), [str(p) if p else None for p in files]))
+            files = list(_extract_sens_frame(frame, tmp))
+        else:  # raw files by absolute path, so the index works from any directory
+            files = [str(Path(p).resolve()) if p else None for p in raw_files]
+        frame_records.append((int(index), files))
+    valid[list(bad_frames)] = False
     grids = _crop_to_observed([f.to_grid() for f in fusions], settings.margin)
     for g in grids:
         g.save(tmp / tsdf_name(g.voxel_size))
@@ -244,7 +266,7 @@ def _build(
         "mesh_source": mesh_source,
         "frames_total": len(valid),
         "frames_skipped": n_skipped,
-        "frames_unreadable": bad_frames,
+        "frames_unreadable": list(bad_frames.values()),
         "frames": frames,
     }
     (tmp / INDEX).write_text(json.dumps(index, indent=1))

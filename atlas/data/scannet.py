@@ -115,6 +115,8 @@ class ScanNetFolder(SceneReader):
 class ScanNetSens(SceneReader):
     """A ScanNet ``.sens`` file, streamed: frames are read in order, one in memory."""
 
+    sequential = True
+
     def __init__(self, sens_path: str | Path) -> None:
         self.path = Path(sens_path)
         if not self.path.is_file():
@@ -137,23 +139,24 @@ class ScanNetSens(SceneReader):
         return self._poses
 
     def read_frame(self, index: int) -> Frame:
-        for i, frame in enumerate(self._stream()):
-            if i == index:
-                return frame
-        raise IndexError(f"{self.path}: no frame {index}")
+        """One frame: a pass over the file up to it (use ``iter_frames`` for many)."""
+        return next(self.iter_frames([index]))
 
-    def _stream(self):
+    def iter_frames(self, indices):
+        """The frames at ``indices`` (increasing) in one pass over the file."""
+        wanted = iter(sorted(int(i) for i in indices))
+        target = next(wanted, None)
         _, frames = iter_sens(self.path)
         for i, f in enumerate(frames):
+            if target is None:
+                return
+            if i != target:
+                continue
             name = f"{self.path} frame {i}"
             with Image.open(io.BytesIO(f.color_jpeg)) as img:
                 color = np.asarray(img.convert("RGB"))
             depth = decode_depth(f.depth, self.header.depth_shift, name)
             yield Frame(color, depth, self._poses[i], self.K_color, self.K_depth, i, name)
-
-    def __iter__(self):
-        """Valid frames in one sequential pass over the file."""
-        valid = self.valid
-        for i, frame in enumerate(self._stream()):
-            if valid[i]:
-                yield frame
+            target = next(wanted, None)
+        if target is not None:
+            raise IndexError(f"{self.path}: no frame {target}")

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from atlas.data.crops import crop_centres, random_crop_transform, sample_grid
 from atlas.data.image_io import read_color
-from atlas.data.prepare import is_prepared, load_index
+from atlas.data.prepare import frame_path, is_prepared, load_index
 from atlas.data.scannet import read_split
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.voxel_grid import VoxelGrid
@@ -67,7 +67,7 @@ class PreparedScene:
         if not frames:
             raise ValueError(f"{self.dir}: no valid frames")
         self.frame_ids = np.array([f["frame_id"] for f in frames])
-        self.colors = [f["color"] for f in frames]
+        self.colors = [frame_path(self.dir, f["color"]) for f in frames]
         self.poses = np.array([f["pose"] for f in frames], dtype=np.float64)
         self.K_color = np.array(self.index["K_color"])
         self.color_size = tuple(self.index["color_size"])

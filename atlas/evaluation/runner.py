@@ -64,8 +64,8 @@ class Scan:
 
     def depths(self) -> Iterator[np.ndarray]:
         """The measured depth of each used frame: (H, W) float32 metres, 0 = none."""
-        for i in self.indices:
-            yield self.reader.read_frame(int(i)).depth
+        for frame in self.reader.iter_frames(self.indices):
+            yield frame.depth
 
 
 def _fill(template: str | None, scene: str) -> Path | None:

@@ -59,8 +59,11 @@ def grey_images(reader: SceneReader, size: tuple[int, int]) -> torch.Tensor:
     read one frame at a time."""
     valid = reader.valid
     out = torch.zeros(len(reader), size[1], size[0], dtype=torch.uint8)
-    for i in tqdm(np.flatnonzero(valid), desc="reading frames", unit="frame", leave=False):
-        frame = reader.read_frame(int(i))
+    indices = np.flatnonzero(valid)
+    frames = zip(indices, reader.iter_frames(indices), strict=True)
+    for i, frame in tqdm(
+        frames, total=len(indices), desc="reading frames", unit="frame", leave=False
+    ):
         if frame.color.shape[1::-1] != tuple(reader.color_size):
             raise ValueError(
                 f"{frame.name}: image is {frame.color.shape[1]}x"
