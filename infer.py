@@ -36,7 +36,9 @@ def scene_paths(cfg: InferConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="infer")
 def main(dict_cfg: DictConfig) -> None:
+    from atlas.data.alignment import AlignedReader, estimate_alignment
     from atlas.data.detect import open_scene
+    from atlas.data.scannet import ScanNetFolder, ScanNetSens
     from atlas.reconstruction import reconstruct_stereo, save_reconstruction
 
     cfg: InferConfig = OmegaConf.to_object(dict_cfg)
@@ -59,7 +61,16 @@ def main(dict_cfg: DictConfig) -> None:
             print(f"{path.name}: done already ({out})")
             continue
         try:
-            rec = reconstruct_stereo(open_scene(path, cfg.format), cfg.stereo, cfg.device)
+            reader = open_scene(path, cfg.format)
+            up = cfg.align
+            if up == "dataset":
+                up = "none" if isinstance(reader, ScanNetFolder | ScanNetSens) else "auto"
+            alignment = estimate_alignment(reader, up)
+            rec = reconstruct_stereo(AlignedReader(reader, alignment), cfg.stereo, cfg.device)
+            rec.summary["alignment"] = {
+                "method": alignment.method,
+                "transform": alignment.transform.tolist(),
+            }
             save_reconstruction(rec, out)
         except (OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -41,8 +41,10 @@ class PrepareConfig:
 class InferConfig:
     """scene / scenes: raw scene folders (any supported layout, see atlas.data.detect) or
     ``data_root`` + ``split`` (ScanNet layout); format: ``auto`` or a layout name;
-    method: ``stereo`` (no model); out_dir: one sub-folder per scene; device: torch
-    device; overwrite: redo scenes whose outputs exist."""
+    method: ``stereo`` (no model); align: gravity alignment, ``dataset`` (none for
+    ScanNet, which is Z-up, ``auto`` otherwise), ``auto``, ``none`` or an up axis such as
+    ``-y``; out_dir: one sub-folder per scene; device: torch device; overwrite: redo
+    scenes whose outputs exist."""
 
     scene: str | None = None
     scenes: list[str] | None = None
@@ -50,6 +52,7 @@ class InferConfig:
     split: str | None = None
     format: str = "auto"
     method: str = "stereo"
+    align: str = "dataset"
     out_dir: str = "outputs/reconstructions"
     device: str = "cpu"
     overwrite: bool = False

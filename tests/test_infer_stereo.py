@@ -46,6 +46,7 @@ def test_stereo_reconstruction_outputs(small_dataset, tmp_path):
     assert mesh_metrics(mesh, gt)["prec"] > 0.6  # in world metres, on the true surfaces
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "stereo" and summary["keyframes"] > 5
+    assert summary["alignment"]["method"] == "none"  # ScanNet layout: already Z-up
     assert VoxelGrid.load(out / "tsdf.npz").voxel_size == 0.04
     again = run_infer(f"scene={scene}", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h")
     assert again.returncode == 0 and "done already" in again.stdout

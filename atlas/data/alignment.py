@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.data.frames import SceneReader
+from atlas.data.frames import Frame, SceneReader
 
 AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -146,3 +146,42 @@ def estimate_alignment(reader: SceneReader, up: str = "auto", seed: int = 0) -> 
     T[:3, :3] = rotation_between(normal, np.array([0.0, 0.0, 1.0]))
     T[2, 3] = -height
     return Alignment(T, "floor plane", share)
+
+
+class AlignedReader(SceneReader):
+    """A reader whose poses are premultiplied by an alignment transform (4, 4)."""
+
+    def __init__(self, base: SceneReader, alignment: Alignment) -> None:
+        self.base = base
+        self.alignment = alignment
+        self.name, self.frame_ids = base.name, base.frame_ids
+        self.K_color, self.K_depth = base.K_color, base.K_depth
+        self.color_size, self.depth_size = base.color_size, base.depth_size
+        self.sequential = base.sequential
+        poses = base.poses.copy()
+        valid = base.valid
+        poses[valid] = alignment.transform @ poses[valid]
+        self._poses = poses
+
+    @property
+    def poses(self) -> np.ndarray:
+        return self._poses
+
+    def _aligned(self, frame: Frame, index: int) -> Frame:
+        frame.pose = self._poses[index]
+        return frame
+
+    def read_frame(self, index: int) -> Frame:
+        return self._aligned(self.base.read_frame(index), index)
+
+    def iter_frames(self, indices):
+        indices = [int(i) for i in indices]
+        for index, frame in zip(indices, self.base.iter_frames(indices), strict=True):
+            yield self._aligned(frame, index)
+
+    def frame_files(self, index: int):
+        return self.base.frame_files(index)
+
+    @property
+    def gt_mesh_path(self):
+        return self.base.gt_mesh_path
