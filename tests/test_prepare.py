@@ -232,3 +232,17 @@ def test_prepare_from_sens_file(tmp_path):
     assert frame["color"] == "frames/color/12.jpg"
     for key in ("color", "depth"):
         assert frame_path(tmp_path / "out" / SCENE, frame[key]).is_file()
+
+
+def test_aligned_reader_moves_poses_and_frames(tiny_dataset):
+    from atlas.data.alignment import AlignedReader, estimate_alignment
+
+    reader = ScanNetFolder(tiny_dataset / "scans" / SCENE)
+    alignment = estimate_alignment(reader, "-y")  # pretend -y is up
+    aligned = AlignedReader(reader, alignment)
+    T = alignment.transform
+    np.testing.assert_allclose(T[:3, :3] @ [0, -1, 0], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(aligned.poses[5], T @ reader.poses[5])
+    frames = list(aligned.iter_frames([2, 7]))
+    np.testing.assert_allclose(frames[1].pose, T @ reader.poses[7])
+    np.testing.assert_array_equal(frames[0].color, reader.read_frame(2).color)
