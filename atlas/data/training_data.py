@@ -20,6 +20,7 @@ whole prepared scene, unrotated. Randomness comes from torch's RNG, which Lightn
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,21 +72,25 @@ class PreparedScene:
         self.poses = np.array([f["pose"] for f in frames], dtype=np.float64)
         self.K_color = np.array(self.index["K_color"])
         self.color_size = tuple(self.index["color_size"])
-        self._grids: dict[float, VoxelGrid] = {}
 
     def grid(self, voxel_size: float) -> VoxelGrid:
-        if voxel_size not in self._grids:
-            name = self.index["tsdf"].get(str(voxel_size))
-            if name is None:
-                raise ValueError(f"{self.dir}: no ground truth at {voxel_size} m "
-                                 f"(has {sorted(self.index['tsdf'])})")
-            self._grids[voxel_size] = VoxelGrid.load(self.dir / name)
-        return self._grids[voxel_size]
+        """The ground truth at ``voxel_size`` (recently used grids stay loaded, a few
+        scenes' worth, so memory stays bounded over a large dataset)."""
+        name = self.index["tsdf"].get(str(voxel_size))
+        if name is None:
+            raise ValueError(f"{self.dir}: no ground truth at {voxel_size} m "
+                             f"(has {sorted(self.index['tsdf'])})")
+        return _load_grid(self.dir / name)
 
     def observed_bounds(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
         g = self.grid(voxel_size)
         idx = np.argwhere(g.observed)
         return g.origin + idx.min(0) * g.voxel_size, g.origin + idx.max(0) * g.voxel_size
+
+
+@functools.lru_cache(maxsize=12)
+def _load_grid(path: Path) -> VoxelGrid:
+    return VoxelGrid.load(path)
 
 
 def visible_share(points: np.ndarray, K: np.ndarray, poses: np.ndarray,
