@@ -46,15 +46,20 @@ def read_depth(path: str | Path, depth_shift: float = 1000.0) -> np.ndarray:
     return decode_depth(raw, depth_shift, str(path))
 
 
+def _load_matrix(path: Path, what: str) -> np.ndarray:
+    """A whitespace-separated float64 matrix (2-D) from a text file."""
+    try:
+        return np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: not a numeric matrix ({err})") from None
+
+
 def read_matrix(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """A whitespace-separated float matrix of the given shape (float64)."""
     path = Path(path)
-    try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except ValueError as err:
-        raise ValueError(f"{path}: not a numeric matrix ({err})") from None
+    values = _load_matrix(path, "file")
     if values.shape != shape:
         raise ValueError(f"{path}: expected a {shape[0]}x{shape[1]} matrix, got {values.shape}")
     return values
@@ -63,12 +68,7 @@ def read_matrix(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 def read_intrinsics(path: str | Path) -> np.ndarray:
     """3x3 intrinsics from a 3x3 or 4x4 (K in the top-left) text file."""
     path = Path(path)
-    try:
-        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: intrinsics file not found") from None
-    except ValueError as err:
-        raise ValueError(f"{path}: not a numeric matrix ({err})") from None
+    values = _load_matrix(path, "intrinsics file")
     if values.shape not in ((3, 3), (4, 4)):
         raise ValueError(f"{path}: intrinsics must be 3x3 or 4x4, got {values.shape}")
     K = values[:3, :3]
