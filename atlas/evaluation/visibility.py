@@ -15,7 +15,6 @@ compressed ``.npz`` (visible, origin, voxel_size).
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from atlas.evaluation.views import Views, render_depths
 from atlas.geometry.mesh import Mesh
-from atlas.io_utils import atomic_path
+from atlas.io_utils import load_npz, save_npz
 
 
 @dataclass
@@ -55,22 +54,13 @@ class VisibilityMask:
 
     def save(self, path: str | Path) -> None:
         """Write a compressed ``.npz`` atomically."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(
-                f, visible=self.visible, origin=self.origin, voxel_size=self.voxel_size
-            )
+        save_npz(path, visible=self.visible, origin=self.origin, voxel_size=self.voxel_size)
 
     @classmethod
     def load(cls, path: str | Path) -> VisibilityMask:
         """Read a mask written by :meth:`save`; errors name the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: visibility mask not found")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(data["visible"], data["origin"], float(data["voxel_size"]))
-        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a visibility mask ({err})") from None
+        data = load_npz(path, "visibility mask", ("visible", "origin", "voxel_size"))
+        return cls(data["visible"], data["origin"], float(data["voxel_size"]))
 
 
 def visibility_mask(

@@ -8,13 +8,12 @@ TSDF values are signed distances divided by the truncation distance, clamped to
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from atlas.io_utils import atomic_path
+from atlas.io_utils import load_npz, save_npz
 
 REQUIRED_KEYS = ("tsdf", "weight", "origin", "voxel_size")
 
@@ -85,23 +84,12 @@ class VoxelGrid:
         }
         if self.color is not None:
             arrays["color"] = self.color
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        save_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> VoxelGrid:
         """Read a grid written by :meth:`save`; a clear ``ValueError`` names a bad file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such TSDF grid file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: unreadable TSDF grid ({err})") from None
-        missing = [k for k in REQUIRED_KEYS if k not in arrays]
-        if missing:
-            raise ValueError(f"{path}: not a TSDF grid, missing keys {missing}")
+        arrays = load_npz(path, "TSDF grid", REQUIRED_KEYS)
         try:
             return cls(
                 tsdf=arrays["tsdf"],
