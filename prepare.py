@@ -12,7 +12,7 @@ import sys
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from atlas.config import register_configs
 
@@ -31,6 +31,8 @@ def main(cfg: DictConfig) -> None:
         align=cfg.align,
         device=cfg.device,
         skip_bad_frames=cfg.skip_bad_frames,
+        prior_voxel_size=cfg.prior_voxel_size,
+        stereo=OmegaConf.to_object(cfg.stereo),
     )
     dataset = instantiate(cfg.data.raw)
     summary = prepare_dataset(

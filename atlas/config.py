@@ -35,6 +35,8 @@ class PrepareConfig:
     num_shards: int = 1
     stop_on_error: bool = False
     skip_bad_frames: bool = False
+    prior_voxel_size: float = 0.0
+    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
 
 
 @dataclass

@@ -33,7 +33,11 @@ def prepared(small_dataset, tmp_path_factory):
 
 def item_config(rotation: str) -> ItemConfig:
     return ItemConfig(
-        n_frames=6, image_size=(160, 120), crop_voxels=(64, 64, 48), rotation=rotation
+        n_frames=6,
+        image_size=(160, 120),
+        crop_voxels=(64, 64, 48),
+        rotation=rotation,
+        val_frames=6,
     )
 
 
@@ -104,7 +108,13 @@ def test_same_seed_same_items(prepared):
 def test_validation_item_is_the_whole_scene(prepared):
     item = SceneItems([prepared / SCENE], item_config("any"), train=False)[0]
     fine = VoxelGrid.load(prepared / SCENE / "tsdf_04.npz")
-    assert item["tsdf_04"].shape == fine.shape
+    padded = tuple(-(-n // 4) * 4 for n in fine.shape)
+    assert item["tsdf_04"].shape == padded and tuple(item["shape"].tolist()) == padded
+    assert item["tsdf_08"].shape == tuple(n // 2 for n in padded)
+    x, y, z = fine.shape
+    np.testing.assert_array_equal(item["tsdf_04"][:x, :y, :z].numpy(), fine.tsdf)
+    np.testing.assert_array_equal(item["observed_04"][:x, :y, :z].numpy(), fine.observed)
+    assert not item["observed_04"][x:].any() and not item["observed_04"][:, :, z:].any()
     np.testing.assert_allclose(item["origin"].numpy(), fine.origin, atol=1e-6)
     np.testing.assert_array_equal(
         item["frame_ids"].numpy(), np.linspace(0, 59, 6).round().astype(int)

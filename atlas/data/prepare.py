@@ -20,18 +20,19 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.alignment import estimate_alignment
+from atlas.data.alignment import AlignedReader, estimate_alignment
 from atlas.data.frames import SceneReader
 from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
 from atlas.io_utils import atomic_dir
+from atlas.stereo.pipeline import StereoConfig, fuse_prior, stereo_depths
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
@@ -44,7 +45,10 @@ class PrepareSettings:
     around the observed region; align: ``auto``, ``none``, ``dataset`` (the dataset's
     default) or an up axis (``-y``...); device: torch device for fusion;
     skip_bad_frames: a missing or unreadable frame file is skipped with a warning (and
-    counted) instead of failing the scene."""
+    counted) instead of failing the scene; prior_voxel_size: when positive, also run
+    plane-sweep stereo on the colour frames and store the fused stereo prior a model
+    takes as input (``prior_<cm>.npz``, see :func:`atlas.stereo.pipeline.fuse_prior`)
+    with the ``stereo`` settings (which the model's inference must share)."""
 
     voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
     max_depth: float = 3.0
@@ -53,6 +57,12 @@ class PrepareSettings:
     align: str = "dataset"
     device: str = "cpu"
     skip_bad_frames: bool = False
+    prior_voxel_size: float = 0.0
+    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
+
+
+def prior_name(voxel_size: float) -> str:
+    return f"prior_{round(voxel_size * 100):02d}.npz"
 
 
 def tsdf_name(voxel_size: float) -> str:
@@ -220,6 +230,12 @@ def _build(
     grids = _crop_to_observed([f.to_grid() for f in fusions], settings.margin)
     for g in grids:
         g.save(tmp / tsdf_name(g.voxel_size))
+    priors = {}
+    if settings.prior_voxel_size > 0:
+        vs = settings.prior_voxel_size
+        depths = stereo_depths(AlignedReader(reader, alignment), settings.stereo, settings.device)
+        fuse_prior(depths, settings.stereo, vs, settings.device).save(tmp / prior_name(vs))
+        priors[str(vs)] = prior_name(vs)
     if reader.gt_mesh_path is not None:
         raw_mesh = read_ply(reader.gt_mesh_path)
         verts = raw_mesh.vertices.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
@@ -262,6 +278,7 @@ def _build(
         "tsdf": {str(g.voxel_size): tsdf_name(g.voxel_size) for g in grids},
         "tsdf_shape": {str(g.voxel_size): list(g.shape) for g in grids},
         "origin": grids[0].origin.tolist(),
+        "prior": priors,
         "mesh": "mesh.ply",
         "mesh_source": mesh_source,
         "frames_total": len(valid),

@@ -7,10 +7,13 @@ An item is a set of frames and the ground-truth TSDF of a volume they see:
     poses       (N, 4, 4) camera-to-world in the item's (crop) frame
     projection  (N, 3, 4) ``K @ inv(pose)[:3]``
     origin      (3,) world position of voxel (0,0,0)'s centre (0 for training crops)
+    shape       (3,) int64 voxels at the finest scale (whole scenes padded to a multiple
+                of the coarsest/finest ratio; padding is unobserved)
     voxel_size  () finest voxel size, metres
     tsdf_<cm>   (X, Y, Z) float32 target per scale (e.g. tsdf_04, tsdf_08, tsdf_16)
     observed_<cm> (X, Y, Z) bool: the target is known there
-    frame_ids   (N,) int64; scene: the scene's name
+    frame_ids   (N,) int64; scene: the scene's name; scene_dir: its prepared folder
+    prior_tsdf, prior_observed (X, Y, Z) at the finest scale, with ItemConfig.prior
 
 Training items are crops (default 160x160x64 voxels at 4 cm) at a random position and
 rotation about +z; poses and targets are transformed together. Validation items are the
@@ -43,7 +46,10 @@ class ItemConfig:
     """n_frames: frames per item; frame_selection: ``random`` (among the frames that see
     the volume) or ``even`` (evenly spaced over the valid frames); image_size: (width,
     height); crop_voxels: training volume at the finest size; voxel_sizes: scales, finest
-    first; rotation: ``none``, ``90`` or ``any`` (about +z)."""
+    first; rotation: ``none``, ``90`` or ``any`` (about +z); prior: ``stereo`` adds the
+    stereo prior
+    (``prior_tsdf``, ``prior_observed`` at the finest scale; the scenes must be prepared
+    with ``prior_voxel_size`` equal to it); val_frames: frames of a validation item."""
 
     n_frames: int = 20
     frame_selection: str = "random"
@@ -51,6 +57,8 @@ class ItemConfig:
     crop_voxels: tuple[int, int, int] = (160, 160, 64)
     voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
     rotation: str = "any"
+    prior: str = "none"
+    val_frames: int = 60
 
 
 def scale_key(voxel_size: float) -> str:
@@ -80,6 +88,14 @@ class PreparedScene:
         if name is None:
             raise ValueError(f"{self.dir}: no ground truth at {voxel_size} m "
                              f"(has {sorted(self.index['tsdf'])})")
+        return _load_grid(self.dir / name)
+
+    def prior(self, voxel_size: float) -> VoxelGrid:
+        """The stereo prior at ``voxel_size`` (see ``PrepareSettings.prior_voxel_size``)."""
+        name = self.index.get("prior", {}).get(str(voxel_size))
+        if name is None:
+            raise ValueError(f"{self.dir}: no stereo prior at {voxel_size} m; prepare with "
+                             f"prior_voxel_size={voxel_size}")
         return _load_grid(self.dir / name)
 
     def observed_bounds(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +129,8 @@ class SceneItems(Dataset):
         if not scene_dirs:
             raise ValueError("no prepared scenes for this split")
         self.scenes = [PreparedScene(d) for d in scene_dirs]
+        if cfg.prior not in ("stereo", "none"):
+            raise ValueError(f"item prior must be stereo or none, got {cfg.prior!r}")
         self.cfg = cfg
         self.train = train
         self.items_per_scene = items_per_scene if train else 1
@@ -132,33 +150,39 @@ class SceneItems(Dataset):
             crop_from_world = random_crop_transform(rng, lo, hi, crop_size, sizes[-1],
                                                     cfg.rotation)
             origin = np.zeros(3)
-        else:
+            shape = np.array(cfg.crop_voxels)
+        else:  # the whole scene, padded to a multiple of the coarsest/finest ratio
             crop_from_world = np.eye(4)
             origin = scene.grid(sizes[0]).origin
+            ratio = round(sizes[-1] / sizes[0])
+            shape = -(-np.array(scene.grid(sizes[0]).shape) // ratio) * ratio
         targets = {}
+        fine_world = None
         for vs in sizes:
-            if self.train:
-                shape = tuple(int(np.ceil(n * sizes[0] / vs)) for n in cfg.crop_voxels)
-                centres = crop_centres(shape, vs)
-                world = (centres - crop_from_world[:3, 3]) @ crop_from_world[:3, :3]
-                tsdf, observed = sample_grid(scene.grid(vs), world)
-            else:
-                g = scene.grid(vs)
-                tsdf, observed = g.tsdf.copy(), g.observed
+            k = round(vs / sizes[0])
+            centres = origin + crop_centres(tuple(-(-int(n) // k) for n in shape), vs)
+            world = (centres - crop_from_world[:3, 3]) @ crop_from_world[:3, :3]
+            fine_world = world if fine_world is None else fine_world
+            tsdf, observed = sample_grid(scene.grid(vs), world)
             targets[f"tsdf_{scale_key(vs)}"] = torch.from_numpy(tsdf)
             targets[f"observed_{scale_key(vs)}"] = torch.from_numpy(observed)
+        if cfg.prior == "stereo":
+            tsdf, observed = sample_grid(scene.prior(sizes[0]), fine_world)
+            targets["prior_tsdf"] = torch.from_numpy(tsdf)
+            targets["prior_observed"] = torch.from_numpy(observed)
         chosen = self._choose_frames(scene, crop_from_world, targets, sizes, rng)
         return {**self._views(scene, chosen, crop_from_world),
                 "origin": torch.tensor(origin, dtype=torch.float32),
                 "voxel_size": torch.tensor(sizes[0], dtype=torch.float32),
+                "shape": torch.tensor(shape, dtype=torch.int64),
                 "frame_ids": torch.from_numpy(scene.frame_ids[chosen]),
-                "scene": scene.name, **targets}
+                "scene": scene.name, "scene_dir": str(scene.dir), **targets}
 
     def _choose_frames(self, scene: PreparedScene, crop_from_world: np.ndarray,
                        targets: dict, sizes: tuple[float, ...], rng: np.random.Generator
                        ) -> np.ndarray:
         n = len(scene.frame_ids)
-        k = min(self.cfg.n_frames, n)
+        k = min(self.cfg.n_frames if self.train else self.cfg.val_frames, n)
         if self.cfg.frame_selection == "even" or not self.train:
             return np.linspace(0, n - 1, k).round().astype(int)
         if self.cfg.frame_selection != "random":

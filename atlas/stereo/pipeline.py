@@ -153,3 +153,26 @@ def fuse_stereo(result: StereoDepths, cfg: StereoConfig, device: str = "cpu") ->
         trunc_voxels=cfg.trunc_voxels,
         device=device,
     )
+
+
+def fuse_prior(
+    result: StereoDepths, cfg: StereoConfig, voxel_size: float, device: str = "cpu"
+) -> VoxelGrid:
+    """The stereo geometry prior for a model: the filtered keyframe depths fused at
+    ``voxel_size`` in frustum mode, so space the matched rays crossed is observed as
+    free (TSDF 1, weight > 0) and space no matched ray reached stays unobserved
+    (weight 0). The grid covers the keyframes' frusta, origin a multiple of
+    ``voxel_size``."""
+    poses = result.poses.cpu().numpy().astype(np.float64)
+    K = result.K.cpu().numpy().astype(np.float64)
+    return fuse_depth_frames(
+        ((d, None) for d in result.depths),
+        K,
+        poses,
+        cfg.image_size,
+        voxel_size,
+        cfg.max_depth,
+        trunc_voxels=cfg.trunc_voxels,
+        mode="frustum",
+        device=device,
+    )

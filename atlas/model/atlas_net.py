@@ -1,0 +1,111 @@
+"""The ATLAS network: 2D features back-projected and averaged into a volume, with the
+stereo prior beside them, and a 3D network regressing the TSDF coarse to fine.
+
+Input channels of the 3D network, in order: the averaged features (C), a 0/1 channel
+"seen by at least one view", then with ``prior="stereo"`` the prior's TSDF (1 where
+unobserved) and its observed mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from atlas.model.backbone import ResNetFPN
+from atlas.model.backproject import FeatureVolume
+from atlas.model.volume_net import ScaleOutput, VolumeNet
+
+PRIORS = ("stereo", "none")
+FEATURE_STRIDE = 4
+
+
+def feature_projection(
+    projection: torch.Tensor, image_size: tuple[int, int], feature_size: tuple[int, int]
+) -> torch.Tensor:
+    """(..., 3, 4) projections onto a feature map of ``feature_size`` (w, h) from ones
+    onto images of ``image_size`` (W, H), pixel-exact: u' = (u + 0.5) * w / W - 0.5."""
+    sx = feature_size[0] / image_size[0]
+    sy = feature_size[1] / image_size[1]
+    S = projection.new_tensor([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+    return S @ projection
+
+
+class ATLASNet(nn.Module):
+    """backbone: a :class:`ResNetFPN`; net: the :class:`VolumeNet` settings besides its
+    input channels; prior: ``stereo`` or ``none``; feature_mode: ``bilinear`` or
+    ``nearest`` back-projection; view_chunk: views through the backbone at a time."""
+
+    def __init__(
+        self,
+        backbone: ResNetFPN,
+        channels: tuple[int, int, int] = (16, 32, 64),
+        blocks: int = 1,
+        prior: str = "stereo",
+        feature_mode: str = "bilinear",
+        semantic_classes: int = 0,
+        view_chunk: int = 8,
+        fine_blocks: int | None = None,
+    ) -> None:
+        super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"model.prior must be one of {PRIORS}, got {prior!r}")
+        self.backbone = backbone
+        self.prior = prior
+        self.feature_mode = feature_mode
+        self.view_chunk = view_chunk
+        in_channels = backbone.out_channels + 1 + (2 if prior == "stereo" else 0)
+        self.net = VolumeNet(
+            in_channels,
+            tuple(channels),
+            blocks,
+            semantic_classes=semantic_classes,
+            fine_blocks=fine_blocks,
+        )
+
+    def feature_volume(
+        self, images: torch.Tensor, projection: torch.Tensor, volume: FeatureVolume
+    ) -> None:
+        """Add views to ``volume``: images (B, V, 3, H, W) RGB in [0, 1], projection
+        (B, V, 3, 4) world -> image pixels. Views run through the backbone
+        ``view_chunk`` at a time, so memory does not grow with V."""
+        b, v, _, h, w = images.shape
+        for start in range(0, v, self.view_chunk):
+            chunk = images[:, start : start + self.view_chunk]
+            n = chunk.shape[1]
+            feats = self.backbone(chunk.reshape(b * n, *chunk.shape[2:]))
+            fh, fw = feats.shape[-2:]
+            proj = feature_projection(projection[:, start : start + n], (w, h), (fw, fh))
+            volume.add(feats.view(b, n, *feats.shape[1:]), proj)
+
+    def volume_input(
+        self,
+        volume: FeatureVolume,
+        prior_tsdf: torch.Tensor | None = None,
+        prior_observed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, in_channels, X, Y, Z): averaged features, seen mask, and the prior
+        (prior_tsdf, prior_observed: (B, X, Y, Z)) when the model takes one."""
+        parts = [volume.mean(), (volume.count > 0).float()]
+        if self.prior == "stereo":
+            if prior_tsdf is None or prior_observed is None:
+                raise ValueError(
+                    "this model takes a stereo prior (model.prior=stereo), but none was given"
+                )
+            parts += [prior_tsdf[:, None].float(), prior_observed[:, None].float()]
+        return torch.cat(parts, 1)
+
+    def forward(self, batch: dict) -> tuple[list[ScaleOutput], torch.Tensor]:
+        """Predict the TSDF of a batch of items (see ``atlas.data.training_data``):
+        returns the per-scale outputs (finest first) and the (B, 1, X, Y, Z) view count
+        at the finest scale."""
+        shape = tuple(batch["shape"][0].tolist())
+        volume = FeatureVolume(
+            batch["origin"],
+            batch["voxel_size"],
+            shape,
+            self.backbone.out_channels,
+            self.feature_mode,
+        )
+        self.feature_volume(batch["images"], batch["projection"], volume)
+        x = self.volume_input(volume, batch.get("prior_tsdf"), batch.get("prior_observed"))
+        return self.net(x), volume.count

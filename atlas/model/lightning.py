@@ -1,0 +1,140 @@
+"""LightningModule: training, validation with meshes and F-score, optimiser schedule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from atlas.data.training_data import scale_key
+from atlas.evaluation.mesh_metrics import mesh_metrics
+from atlas.evaluation.render import save_preview
+from atlas.geometry import VoxelGrid, extract_mesh, read_ply, write_ply
+from atlas.model.config import ModelConfig, build_model
+from atlas.model.loss import scale_loss, semantic_loss
+from atlas.model.volume_net import ScaleOutput
+
+
+def prediction_grid(
+    output: ScaleOutput,
+    count: torch.Tensor,
+    origin: torch.Tensor,
+    voxel_size: float,
+    index: int = 0,
+) -> VoxelGrid:
+    """The finest prediction of batch item ``index`` as a grid: voxels no view saw are
+    unobserved (weight 0), so no surface is made there."""
+    seen = count[index, 0] > 0
+    return VoxelGrid(
+        output.tsdf[index, 0].detach().float().cpu().numpy(),
+        seen.float().cpu().numpy(),
+        origin[index].double().cpu().numpy(),
+        voxel_size,
+    )
+
+
+class ATLASModule(pl.LightningModule):
+    """model: :class:`ModelConfig` fields as a dict; loss_weights: per scale, finest
+    first; lr, weight_decay: Adam; warmup_steps then cosine decay to ``min_lr_ratio``
+    of ``lr`` at the trainer's ``max_steps``; semantic_weight: cross-entropy weight
+    when the model has a semantic head; fscore_threshold: metres, validation F-score."""
+
+    def __init__(
+        self,
+        model: dict,
+        loss_weights: tuple[float, ...] = (1.0, 1.0, 1.0),
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.05,
+        semantic_weight: float = 0.1,
+        fscore_threshold: float = 0.05,
+    ) -> None:
+        super().__init__()
+        self.config = ModelConfig.from_dict(model)
+        self.save_hyperparameters(
+            {
+                "model": self.config.to_dict(),
+                "loss_weights": list(loss_weights),
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "warmup_steps": warmup_steps,
+                "min_lr_ratio": min_lr_ratio,
+                "semantic_weight": semantic_weight,
+                "fscore_threshold": fscore_threshold,
+            }
+        )
+        if len(loss_weights) != len(self.config.voxel_sizes):
+            raise ValueError(
+                f"loss_weights needs one weight per scale "
+                f"{self.config.voxel_sizes}, got {list(loss_weights)}"
+            )
+        self.model = build_model(self.config)
+        self.loss_weights = tuple(loss_weights)
+
+    def losses(self, batch: dict) -> tuple[torch.Tensor, dict, list[ScaleOutput], torch.Tensor]:
+        outputs, count = self.model(batch)
+        parts = {}
+        total = 0.0
+        for vs, out, w in zip(self.config.voxel_sizes, outputs, self.loss_weights, strict=True):
+            key = scale_key(vs)
+            parts[f"loss_{key}"] = scale_loss(out, batch[f"tsdf_{key}"], batch[f"observed_{key}"])
+            total = total + w * parts[f"loss_{key}"]
+        if outputs[0].semantic is not None:
+            key = f"semantic_{scale_key(self.config.voxel_sizes[0])}"
+            if key not in batch:
+                raise ValueError(f"the model has a semantic head but the data has no {key}")
+            parts["loss_semantic"] = semantic_loss(outputs[0].semantic, batch[key])
+            total = total + self.hparams.semantic_weight * parts["loss_semantic"]
+        return total, parts, outputs, count
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, parts, _, _ = self.losses(batch)
+        bs = batch["images"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, parts, outputs, count = self.losses(batch)
+        self.log("val/loss", loss, batch_size=1)
+        self.log_dict({f"val/{k}": v for k, v in parts.items()}, batch_size=1)
+        grid = prediction_grid(outputs[0], count, batch["origin"], self.config.voxel_sizes[0])
+        mesh = extract_mesh(grid)
+        gt = read_ply(Path(batch["scene_dir"][0]) / "mesh.ply")
+        metrics = mesh_metrics(mesh, gt, self.hparams.fscore_threshold)
+        self.log("val/fscore", metrics["fscore"], batch_size=1, prog_bar=True)
+        self.log("val/acc", min(metrics["acc"], 1.0), batch_size=1)
+        self.log("val/comp", min(metrics["comp"], 1.0), batch_size=1)
+        if self.trainer.log_dir and not self.trainer.sanity_checking:
+            out = Path(self.trainer.log_dir) / "val" / f"step_{self.global_step:06d}"
+            out.mkdir(parents=True, exist_ok=True)
+            name = batch["scene"][0]
+            if not mesh.is_empty:
+                write_ply(mesh, out / f"{name}.ply")
+            save_preview(
+                [
+                    (f"{name} step {self.global_step}: F {metrics['fscore']:.3f}", mesh),
+                    ("ground truth", gt),
+                ],
+                out / f"{name}.png",
+            )
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        total = max(int(self.trainer.max_steps), 1) if self.trainer.max_steps > 0 else 10**9
+        warmup = self.hparams.warmup_steps
+        floor = self.hparams.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            t = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

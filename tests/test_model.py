@@ -1,0 +1,173 @@
+"""The model learns (overfits one scene), trains from the command line, resumes, and
+its files load safely."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from atlas.data.prepare import PrepareSettings, prepare_scene
+from atlas.data.scannet import ScanNetFolder
+from atlas.data.synthetic import SceneConfig, write_scene
+from atlas.data.training_data import ItemConfig, SceneItems
+from atlas.evaluation.mesh_metrics import mesh_metrics
+from atlas.geometry import VoxelGrid, extract_mesh
+from atlas.model.checkpoint import BUNDLED, load_model, read_model_file, save_model
+from atlas.model.config import ModelConfig, build_model
+from atlas.model.lightning import ATLASModule, prediction_grid
+from atlas.stereo.pipeline import StereoConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (0.08, 0.16, 0.32)
+SMALL_MODEL = {
+    "backbone": {"depth": 18, "width": 8, "out_channels": 8},
+    "net": {"channels": [8, 16, 32]},
+    "voxel_sizes": list(SIZES),
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """One small synthetic room, prepared at 8/16/32 cm with its stereo prior."""
+    root = tmp_path_factory.mktemp("model")
+    scene = write_scene(
+        root / "raw" / "scans" / "scene0000_00",
+        SceneConfig(seed=5, n_frames=40, width=160, height=120),
+    )
+    (root / "raw" / "scannetv2_train.txt").write_text("scene0000_00\n")
+    (root / "raw" / "scannetv2_val.txt").write_text("scene0000_00\n")
+    settings = PrepareSettings(
+        voxel_sizes=SIZES,
+        max_depth=4.0,
+        prior_voxel_size=0.08,
+        stereo=StereoConfig(keyframe_translation=0.15),
+    )
+    prepare_scene(ScanNetFolder(scene), root / "prepared", settings, "scannet", "none")
+    return root
+
+
+def test_overfits_one_crop(prepared):
+    """The loss falls at least 5x and the crop's mesh lands on its target's."""
+    torch.manual_seed(0)
+    cfg = ItemConfig(
+        n_frames=8,
+        image_size=(80, 60),
+        crop_voxels=(32, 32, 24),
+        voxel_sizes=SIZES,
+        rotation="none",
+        prior="stereo",
+    )
+    item = SceneItems([prepared / "prepared" / "scene0000_00"], cfg, train=True)[0]
+    assert item["observed_08"].float().mean() > 0.3
+    batch = default_collate([item])
+    module = ATLASModule(SMALL_MODEL, lr=3e-3, warmup_steps=1)
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss, _, outputs, count = module.losses(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 5, (losses[:5], losses[-5:])
+    module.eval()
+    with torch.no_grad():
+        _, _, outputs, count = module.losses(batch)
+    pred = extract_mesh(prediction_grid(outputs[0], count, batch["origin"], SIZES[0]))
+    target = extract_mesh(
+        VoxelGrid(
+            item["tsdf_08"].numpy(), item["observed_08"].float().numpy(), np.zeros(3), SIZES[0]
+        )
+    )
+    fscore = mesh_metrics(pred, target, 0.05)["fscore"]
+    assert fscore > 0.8, fscore
+
+
+def run_train(prepared: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "train.py",
+        "experiment=demo",
+        f"out_dir={out}",
+        f"data.raw.root={prepared / 'raw'}",
+        f"data.prepared_root={prepared / 'prepared'}",
+        "model.model.backbone.width=8",
+        "model.model.net.channels=[8,16,32]",
+        "datamodule.item.image_size=[80,60]",
+        "datamodule.item.crop_voxels=[32,32,24]",
+        "datamodule.item.n_frames=4",
+        "datamodule.item.val_frames=8",
+        *overrides,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_train_cli_writes_checkpoints_and_resumes_at_the_step(prepared, tmp_path):
+    out = tmp_path / "run"
+    first = run_train(
+        prepared,
+        out,
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "checkpoint_last.every_n_train_steps=2",
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = out / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 4
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert list((out / "logs" / "val").glob("step_000004/*.png"))
+    resumed = run_train(
+        prepared,
+        out,
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=4",
+        "checkpoint_last.every_n_train_steps=2",
+        "ckpt_path=last",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(last, weights_only=False)["global_step"] == 6
+    with open(out / "logs" / "metrics.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    assert max(steps) >= 4
+    # The exported checkpoint loads as a model.
+    _, cfg, card = load_model(last)
+    assert cfg.backbone.width == 8 and card["global_step"] == 6
+
+
+def test_config_typo_fails_at_start_naming_the_key(prepared, tmp_path):
+    result = run_train(prepared, tmp_path / "typo", "+model.model.net.chanels=3")
+    assert result.returncode != 0
+    assert "chanels" in result.stderr
+    assert not (tmp_path / "typo" / "checkpoints").exists()
+
+
+def test_model_file_round_trip_and_mismatch(tmp_path):
+    cfg = ModelConfig.from_dict(SMALL_MODEL)
+    net = build_model(cfg)
+    path = save_model(net, cfg, tmp_path / "m.pt", {"steps": 1})
+    assert torch.load(path, weights_only=True)["card"] == {"steps": 1}
+    loaded, _, _ = load_model(path)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    record = read_model_file(path)
+    record["config"]["net"]["channels"] = [8, 16, 64]
+    torch.save(record, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other\.pt: weights do not fit"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_bundled_model_loads_with_weights_only():
+    record = torch.load(BUNDLED, map_location="cpu", weights_only=True)
+    assert BUNDLED.stat().st_size < 30e6
+    net, cfg, card = load_model()
+    assert cfg.net.prior == "stereo" and card["steps"] > 0
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        v.numel()
+        for k, v in record["state_dict"].items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
