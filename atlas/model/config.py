@@ -25,8 +25,8 @@ class BackboneConfig:
 class NetConfig:
     """channels: 3D network channels per scale, finest first; blocks: residual blocks
     per scale; fine_blocks: at the finest scale (default ``blocks``); prior: ``stereo``
-    or ``none``; feature_mode: ``bilinear`` or ``nearest``; semantic_classes: 0 (off) or e.g. 41 for NYU40; view_chunk: views per backbone
-    pass."""
+    or ``none``; feature_mode: ``bilinear`` or ``nearest``; semantic_classes: 0 (off)
+    or e.g. 41 for NYU40; view_chunk: views per backbone pass."""
 
     channels: tuple[int, int, int] = (16, 32, 64)
     blocks: int = 1
