@@ -1,6 +1,8 @@
 """Reconstruct scenes from posed RGB images (Hydra entry point).
 
-    python infer.py scene=../shared/data/7scenes-dev method=stereo
+    python infer.py scene=../shared/data/7scenes-dev               # the bundled model
+    python infer.py scene=PATH checkpoint=outputs/train/x/checkpoints/best.ckpt
+    python infer.py scene=PATH method=stereo                       # no model
     python infer.py data_root=data/synthetic split=test out_dir=outputs/test
 
 Per scene, ``<out_dir>/<scene>/`` gets mesh.ply (world metres, vertex colours),
@@ -39,15 +41,11 @@ def main(dict_cfg: DictConfig) -> None:
     from atlas.data.alignment import AlignedReader, estimate_alignment
     from atlas.data.detect import open_scene
     from atlas.data.scannet import ScanNetFolder, ScanNetSens
-    from atlas.reconstruction import reconstruct_stereo, save_reconstruction
+    from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
 
     cfg: InferConfig = OmegaConf.to_object(dict_cfg)
-    if cfg.method != "stereo":
-        print(
-            f"error: method must be 'stereo' (the learned model is not built yet), "
-            f"got {cfg.method!r}",
-            file=sys.stderr,
-        )
+    if cfg.method not in ("model", "stereo"):
+        print(f"error: method must be 'model' or 'stereo', got {cfg.method!r}", file=sys.stderr)
         sys.exit(2)
     try:
         paths = scene_paths(cfg)
@@ -66,7 +64,11 @@ def main(dict_cfg: DictConfig) -> None:
             if up == "dataset":
                 up = "none" if isinstance(reader, ScanNetFolder | ScanNetSens) else "auto"
             alignment = estimate_alignment(reader, up)
-            rec = reconstruct_stereo(AlignedReader(reader, alignment), cfg.stereo, cfg.device)
+            aligned = AlignedReader(reader, alignment)
+            if cfg.method == "model":
+                rec = reconstruct_model(aligned, cfg.checkpoint, cfg.model, cfg.device)
+            else:
+                rec = reconstruct_stereo(aligned, cfg.stereo, cfg.device)
             rec.summary["alignment"] = {
                 "method": alignment.method,
                 "transform": alignment.transform.tolist(),
@@ -77,7 +79,7 @@ def main(dict_cfg: DictConfig) -> None:
             failed[str(path)] = str(err)
             continue
         s = rec.summary
-        print(f"{path.name}: {s['keyframes']} keyframes, {s['mesh_vertices']} vertices -> {out}")
+        print(f"{path.name}: {s['method']}, {s['mesh_vertices']} vertices -> {out}")
         if "warning" in s:
             print(f"  warning: {s['warning']}")
     print(json.dumps({"scenes": len(paths), "failed": failed}))

@@ -8,6 +8,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from atlas.model.inference import ModelInferenceConfig
 from atlas.stereo.pipeline import StereoConfig
 
 
@@ -43,7 +44,8 @@ class PrepareConfig:
 class InferConfig:
     """scene / scenes: raw scene folders (any supported layout, see atlas.data.detect) or
     ``data_root`` + ``split`` (ScanNet layout); format: ``auto`` or a layout name;
-    method: ``stereo`` (no model); align: gravity alignment, ``dataset`` (none for
+    method: ``model`` (a trained model: ``checkpoint``, default the bundled one, with the
+    ``model`` settings) or ``stereo`` (no model, the ``stereo`` settings); align: gravity alignment, ``dataset`` (none for
     ScanNet, which is Z-up, ``auto`` otherwise), ``auto``, ``none`` or an up axis such as
     ``-y``; out_dir: one sub-folder per scene; device: torch device; overwrite: redo
     scenes whose outputs exist."""
@@ -53,12 +55,14 @@ class InferConfig:
     data_root: str | None = None
     split: str | None = None
     format: str = "auto"
-    method: str = "stereo"
+    method: str = "model"
+    checkpoint: str | None = None
     align: str = "dataset"
     out_dir: str = "outputs/reconstructions"
     device: str = "cpu"
     overwrite: bool = False
     stereo: StereoConfig = field(default_factory=StereoConfig)
+    model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
 
 
 def register_configs() -> None:

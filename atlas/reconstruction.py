@@ -3,7 +3,8 @@
 Python API::
 
     from atlas.data.detect import open_scene
-    from atlas.reconstruction import reconstruct_stereo, save_reconstruction
+    from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
+    rec = reconstruct_model(open_scene("path/to/scene"))    # the bundled model
     rec = reconstruct_stereo(open_scene("path/to/scene"))   # no model needed
     save_reconstruction(rec, "outputs/my_scene")
 """
@@ -24,6 +25,8 @@ from atlas.geometry import Mesh, VoxelGrid, extract_mesh, write_ply
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.colorize import color_vertices
 from atlas.io_utils import atomic_dir
+from atlas.model.checkpoint import load_model
+from atlas.model.inference import ModelInferenceConfig, chosen_frames, reconstruct_volume
 from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
 
 
@@ -48,6 +51,48 @@ def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
         yield color, K, frame.pose
 
 
+def _finish(
+    reader: SceneReader,
+    grid: VoxelGrid,
+    method: str,
+    facts: dict,
+    colour_frames: np.ndarray,
+    seconds: dict,
+) -> Reconstruction:
+    """Mesh, vertex colours from ``colour_frames`` and the summary of a fused grid."""
+    t0 = time.perf_counter()
+    mesh = extract_mesh(grid)
+    t1 = time.perf_counter()
+    if not mesh.is_empty:
+        mesh.colors = color_vertices(mesh, _colour_views(reader, colour_frames))
+    t2 = time.perf_counter()
+    observed = np.argwhere(grid.observed)
+    summary = {
+        "scene": reader.name,
+        "method": method,
+        "frames": len(reader),
+        "frames_skipped_invalid_pose": int((~reader.valid).sum()),
+        **facts,
+        "voxel_size": grid.voxel_size,
+        "grid_shape": list(grid.shape),
+        "observed_voxels": int(grid.observed.sum()),
+        "observed_min": (grid.origin + observed.min(0) * grid.voxel_size).tolist()
+        if len(observed)
+        else [],
+        "observed_max": (grid.origin + observed.max(0) * grid.voxel_size).tolist()
+        if len(observed)
+        else [],
+        "mesh_vertices": len(mesh.vertices),
+        "seconds": {**seconds, "mesh": round(t1 - t0, 2), "colour": round(t2 - t1, 2)},
+    }
+    if mesh.is_empty:
+        summary["warning"] = (
+            "empty mesh: no surface was found; check that the poses are camera-to-world "
+            "in metres (OpenCV axes) and match the images"
+        )
+    return Reconstruction(reader.name, grid, mesh, summary)
+
+
 def reconstruct_stereo(
     reader: SceneReader, cfg: StereoConfig | None = None, device: str = "cpu"
 ) -> Reconstruction:
@@ -57,45 +102,32 @@ def reconstruct_stereo(
     depths = stereo_depths(reader, cfg, device)
     t1 = time.perf_counter()
     grid = fuse_stereo(depths, cfg, device)
-    mesh = extract_mesh(grid)
     t2 = time.perf_counter()
-    if not mesh.is_empty:
-        mesh.colors = color_vertices(mesh, _colour_views(reader, depths.keyframes))
-    t3 = time.perf_counter()
-    observed = np.argwhere(grid.observed)
-    bounds = (
-        ([], [])
-        if len(observed) == 0
-        else (
-            (grid.origin + observed.min(0) * grid.voxel_size).tolist(),
-            (grid.origin + observed.max(0) * grid.voxel_size).tolist(),
-        )
-    )
-    summary = {
-        "scene": reader.name,
-        "method": "stereo",
-        "frames": len(reader),
-        "frames_skipped_invalid_pose": int((~reader.valid).sum()),
+    facts = {
         "keyframes": len(depths.keyframes),
         "depth_pixels_kept": float((depths.depths > 0).float().mean()),
-        "voxel_size": grid.voxel_size,
-        "grid_shape": list(grid.shape),
-        "observed_voxels": int(grid.observed.sum()),
-        "bounds_min": bounds[0],
-        "bounds_max": bounds[1],
-        "mesh_vertices": len(mesh.vertices),
-        "seconds": {
-            "stereo": round(t1 - t0, 2),
-            "fusion_and_mesh": round(t2 - t1, 2),
-            "colour": round(t3 - t2, 2),
-        },
     }
-    if mesh.is_empty:
-        summary["warning"] = (
-            "empty mesh: no surface was matched; check that the poses "
-            "are camera-to-world in metres and match the images"
-        )
-    return Reconstruction(reader.name, grid, mesh, summary)
+    seconds = {"stereo": round(t1 - t0, 2), "fusion": round(t2 - t1, 2)}
+    return _finish(reader, grid, "stereo", facts, depths.keyframes, seconds)
+
+
+def reconstruct_model(
+    reader: SceneReader,
+    model: str | Path | None = None,
+    cfg: ModelInferenceConfig | None = None,
+    device: str = "cpu",
+) -> Reconstruction:
+    """Reconstruct a posed RGB sequence with a trained model (a model file or training
+    checkpoint; default: the bundled model)."""
+    cfg = cfg or ModelInferenceConfig()
+    net, model_cfg, card = load_model(model, device)
+    image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
+    grid, facts = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)
+    seconds = facts.pop("seconds")
+    facts["model"] = str(model or "bundled")
+    indices = chosen_frames(reader, cfg)
+    colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
+    return _finish(reader, grid, "model", facts, colour, seconds)
 
 
 def save_reconstruction(rec: Reconstruction, out_dir: str | Path) -> Path:

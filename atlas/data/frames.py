@@ -81,3 +81,34 @@ class SceneReader(ABC):
     def __iter__(self) -> Iterator[Frame]:
         """Frames with valid poses, one at a time."""
         yield from self.iter_frames(np.flatnonzero(self.valid))
+
+
+class SubsetReader(SceneReader):
+    """The frames ``indices`` (positions, increasing) of another reader, as a scene of
+    their own (e.g. 7-Scenes frames 400-499 held out from training)."""
+
+    def __init__(self, base: SceneReader, indices: Iterable[int], name: str | None = None
+                 ) -> None:
+        self.base = base
+        self.indices = np.asarray(list(indices), dtype=np.int64)
+        if len(self.indices) == 0 or self.indices.min() < 0 or self.indices.max() >= len(base):
+            raise ValueError(f"{base.name}: frame subset out of range 0..{len(base) - 1}")
+        self.name = name or base.name
+        self.frame_ids = [base.frame_ids[i] for i in self.indices]
+        self.K_color, self.K_depth = base.K_color, base.K_depth
+        self.color_size, self.depth_size = base.color_size, base.depth_size
+        self.sequential = base.sequential
+        self._poses = base.poses[self.indices]
+
+    @property
+    def poses(self) -> np.ndarray:
+        return self._poses
+
+    def read_frame(self, index: int) -> Frame:
+        return self.base.read_frame(int(self.indices[index]))
+
+    def iter_frames(self, indices: Iterable[int]) -> Iterator[Frame]:
+        return self.base.iter_frames(self.indices[list(indices)])
+
+    def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
+        return self.base.frame_files(int(self.indices[index]))

@@ -13,7 +13,7 @@ from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.evaluation.render import save_preview
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply, write_ply
 from atlas.model.config import ModelConfig, build_model
-from atlas.model.loss import scale_loss, semantic_loss
+from atlas.model.loss import observed_loss, scale_loss, semantic_loss
 from atlas.model.volume_net import ScaleOutput
 
 
@@ -24,9 +24,10 @@ def prediction_grid(
     voxel_size: float,
     index: int = 0,
 ) -> VoxelGrid:
-    """The finest prediction of batch item ``index`` as a grid: voxels no view saw are
-    unobserved (weight 0), so no surface is made there."""
-    seen = count[index, 0] > 0
+    """The finest prediction of batch item ``index`` as a grid: voxels no view saw, or
+    that the observed head says no scan would see, are unobserved (weight 0), so no
+    surface is made there."""
+    seen = (count[index, 0] > 0) & (output.observed[index, 0] > 0)
     return VoxelGrid(
         output.tsdf[index, 0].detach().float().cpu().numpy(),
         seen.float().cpu().numpy(),
@@ -38,7 +39,8 @@ def prediction_grid(
 class ATLASModule(pl.LightningModule):
     """model: :class:`ModelConfig` fields as a dict; loss_weights: per scale, finest
     first; lr, weight_decay: Adam; warmup_steps then cosine decay to ``min_lr_ratio``
-    of ``lr`` at the trainer's ``max_steps``; semantic_weight: cross-entropy weight
+    of ``lr`` at the trainer's ``max_steps``; observed_weight: weight of the observed
+    head's cross-entropy; semantic_weight: cross-entropy weight
     when the model has a semantic head; fscore_threshold: metres, validation F-score."""
 
     def __init__(
@@ -49,6 +51,7 @@ class ATLASModule(pl.LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
         min_lr_ratio: float = 0.05,
+        observed_weight: float = 0.5,
         semantic_weight: float = 0.1,
         fscore_threshold: float = 0.05,
     ) -> None:
@@ -62,6 +65,7 @@ class ATLASModule(pl.LightningModule):
                 "weight_decay": weight_decay,
                 "warmup_steps": warmup_steps,
                 "min_lr_ratio": min_lr_ratio,
+                "observed_weight": observed_weight,
                 "semantic_weight": semantic_weight,
                 "fscore_threshold": fscore_threshold,
             }
@@ -82,6 +86,11 @@ class ATLASModule(pl.LightningModule):
             key = scale_key(vs)
             parts[f"loss_{key}"] = scale_loss(out, batch[f"tsdf_{key}"], batch[f"observed_{key}"])
             total = total + w * parts[f"loss_{key}"]
+        fine = scale_key(self.config.voxel_sizes[0])
+        parts["loss_observed"] = observed_loss(
+            outputs[0].observed, batch[f"observed_{fine}"], count > 0
+        )
+        total = total + self.hparams.observed_weight * parts["loss_observed"]
         if outputs[0].semantic is not None:
             key = f"semantic_{scale_key(self.config.voxel_sizes[0])}"
             if key not in batch:

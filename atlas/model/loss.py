@@ -24,6 +24,15 @@ def scale_loss(output: ScaleOutput, target: torch.Tensor, observed: torch.Tensor
     return (diff * mask).sum() / mask.sum().clamp(min=1)
 
 
+def observed_loss(logits: torch.Tensor, observed: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the observed head against the ground truth's observed
+    mask, over voxels some input view saw. logits, seen: (B, 1, X, Y, Z); observed:
+    (B, X, Y, Z) bool."""
+    mask = seen[:, 0]
+    bce = F.binary_cross_entropy_with_logits(logits[:, 0], observed.float(), reduction="none")
+    return (bce * mask).sum() / mask.sum().clamp(min=1)
+
+
 def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over labelled voxels: logits (B, K, X, Y, Z), labels (B, X, Y, Z)
     int64 with -1 for unlabelled."""

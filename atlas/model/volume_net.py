@@ -42,11 +42,14 @@ def conv_bn(in_ch: int, out_ch: int, stride: int = 1, kernel: int = 3) -> nn.Seq
 @dataclass
 class ScaleOutput:
     """tsdf: (B, 1, X, Y, Z) in [-1, 1] at one scale; active: (B, 1, X, Y, Z) bool,
-    voxels predicted at this scale (not inherited from a coarser one); semantic:
-    (B, classes, X, Y, Z) logits or None."""
+    voxels predicted at this scale (not inherited from a coarser one); observed:
+    (B, 1, X, Y, Z) logits that the ground truth would observe the voxel (finest scale
+    only; a mesh is made where it is > 0, so space no scan could see, such as behind
+    walls, gets no surface); semantic: (B, classes, X, Y, Z) logits or None."""
 
     tsdf: torch.Tensor
     active: torch.Tensor
+    observed: torch.Tensor | None = None
     semantic: torch.Tensor | None = None
 
 
@@ -87,6 +90,7 @@ class VolumeNet(nn.Module):
             conv_bn(2 * c0 + 1 + in_channels, c0), *[ResBlock3d(c0) for _ in range(fine_blocks)]
         )
         self.head0 = nn.Conv3d(c0, 1, 1)
+        self.observed_head = nn.Conv3d(c0, 1, 1)
         self.semantic = nn.Conv3d(c0, semantic_classes, 1) if semantic_classes > 0 else None
 
     def forward(self, x: torch.Tensor) -> list[ScaleOutput]:
@@ -101,6 +105,7 @@ class VolumeNet(nn.Module):
         out0, d0 = self._refine(
             self.up0(d1), torch.cat([e0, x], 1), out1.tsdf, out1.active, self.dec0, self.head0
         )
+        out0.observed = self.observed_head(d0)
         if self.semantic is not None:
             out0.semantic = self.semantic(d0)
         return [out0, out1, out2]

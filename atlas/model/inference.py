@@ -1,0 +1,249 @@
+"""Reconstruct a posed RGB sequence with a trained model, at any scene size.
+
+The grid covers the chosen frames' frusta (clipped at ``max_depth``), so nothing the
+cameras saw is clipped; its origin is a multiple of the coarsest voxel size, so
+translating every pose by whole coarse voxels translates the result exactly. Frames
+stream through the backbone ``view_chunk`` at a time into a running feature sum (memory
+independent of the sequence length). The 3D network runs on the whole volume when it
+fits ``chunk_voxels``, else on overlapping tiles in x and y whose centres are kept
+(each tile sees ``chunk_margin`` voxels of context on every side), so peak memory is
+set by the tile, not by the scene.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from atlas.data.crops import crop_centres, sample_grid
+from atlas.data.frames import SceneReader
+from atlas.geometry import VoxelGrid
+from atlas.geometry.camera import frustum_bounds, scale_intrinsics
+from atlas.model.atlas_net import ATLASNet
+from atlas.model.backproject import FeatureVolume
+from atlas.model.config import ModelConfig
+from atlas.stereo.pipeline import StereoConfig, fuse_prior, stereo_depths
+from atlas.stereo.views import select_keyframes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelInferenceConfig:
+    """image_size: (width, height) the backbone sees (None: the model card's);
+    frame_stride: use every k-th frame; keyframe_translation (metres) /
+    keyframe_rotation_deg: when translation > 0, keep only frames that moved that much
+    since the last kept one; max_depth: metres, frusta are clipped there;
+    chunk_voxels: most finest-scale voxels the 3D network takes at once (tile plus
+    margins); chunk_margin: context voxels on each side of a tile (multiple of 4);
+    stereo: the prior's settings (those the model was trained with)."""
+
+    image_size: tuple[int, int] | None = None
+    frame_stride: int = 1
+    keyframe_translation: float = 0.0
+    keyframe_rotation_deg: float = 10.0
+    max_depth: float = 3.0
+    chunk_voxels: int = 128 * 128 * 48
+    chunk_margin: int = 16
+    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
+
+
+@dataclass
+class ModelGrid:
+    """The reconstruction volume: origin (3,) metres of voxel (0,0,0)'s centre at the
+    finest scale; shape (X, Y, Z), each a multiple of 4."""
+
+    origin: np.ndarray
+    shape: tuple[int, int, int]
+    voxel_size: float
+
+
+def chosen_frames(reader: SceneReader, cfg: ModelInferenceConfig) -> np.ndarray:
+    """Indices of the frames to use: valid poses, every ``frame_stride``-th, then
+    keyframes by pose change when ``keyframe_translation`` > 0."""
+    if cfg.frame_stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {cfg.frame_stride}")
+    indices = np.flatnonzero(reader.valid)[:: cfg.frame_stride]
+    if len(indices) == 0:
+        raise ValueError(f"{reader.name}: no frame has a finite pose ({len(reader)} frames)")
+    if cfg.keyframe_translation > 0:
+        keep = select_keyframes(
+            reader.poses[indices], cfg.keyframe_translation, cfg.keyframe_rotation_deg
+        )
+        indices = indices[keep]
+    return indices
+
+
+def model_grid(
+    reader: SceneReader, indices: np.ndarray, model: ModelConfig, max_depth: float
+) -> ModelGrid:
+    """The grid covering the frusta of ``indices``, snapped to the coarsest voxels."""
+    vs, coarsest = model.voxel_sizes[0], model.voxel_sizes[-1]
+    lo, hi = frustum_bounds(reader.K_color, reader.poses[indices], reader.color_size, max_depth)
+    origin = np.floor(lo / coarsest) * coarsest
+    shape = np.ceil((hi - origin) / vs).astype(int) + 1
+    ratio = round(coarsest / vs)
+    shape = -(-shape // ratio) * ratio
+    return ModelGrid(origin, tuple(int(n) for n in shape), vs)
+
+
+def prior_volume(
+    reader: SceneReader, grid: ModelGrid, cfg: StereoConfig, device: str
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The stereo prior sampled on ``grid``: tsdf, observed (1, X, Y, Z) and facts.
+    With fewer than two frames, or no pair with a baseline, the prior is empty (all
+    unobserved) and the facts say why: the model then works from image features alone."""
+    try:
+        depths = stereo_depths(reader, cfg, device)
+    except ValueError as err:
+        log.warning("%s: no stereo prior: %s", reader.name, err)
+        empty = torch.zeros((1, *grid.shape), device=device)
+        return empty + 1, empty.bool(), {"keyframes": 0, "warning": str(err)}
+    prior = fuse_prior(depths, cfg, grid.voxel_size, device)
+    centres = grid.origin + crop_centres(grid.shape, grid.voxel_size)
+    tsdf, observed = sample_grid(prior, centres)
+    facts = {
+        "keyframes": len(depths.keyframes),
+        "depth_pixels_kept": round(float((depths.depths > 0).float().mean()), 4),
+    }
+    return (
+        torch.from_numpy(tsdf)[None].to(device),
+        torch.from_numpy(observed)[None].to(device),
+        facts,
+    )
+
+
+def _image_batches(reader: SceneReader, indices: np.ndarray, size: tuple[int, int], batch: int):
+    """(images (1, n, 3, H, W) float in [0, 1], poses (n, 4, 4)) ``batch`` frames at a
+    time, with a progress bar."""
+    images, poses = [], []
+    frames = reader.iter_frames(indices)
+    for frame in tqdm(
+        frames, total=len(indices), desc=f"features {reader.name}", unit="frame", leave=False
+    ):
+        if frame.color.shape[1::-1] != tuple(reader.color_size):
+            raise ValueError(
+                f"{frame.name}: image is {frame.color.shape[1]}x"
+                f"{frame.color.shape[0]}, the sequence's are "
+                f"{reader.color_size[0]}x{reader.color_size[1]}"
+            )
+        img = Image.fromarray(frame.color).resize(size, Image.BILINEAR)
+        images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1))
+        poses.append(frame.pose)
+        if len(images) == batch:
+            yield torch.stack(images)[None].float() / 255, np.stack(poses)
+            images, poses = [], []
+    if images:
+        yield torch.stack(images)[None].float() / 255, np.stack(poses)
+
+
+def tiles(
+    shape: tuple[int, int, int], chunk_voxels: int, margin: int
+) -> list[tuple[slice, slice, slice, slice]]:
+    """x/y tiles (core_x, core_y, with-margin x, with-margin y) covering ``shape``; all
+    bounds multiples of 4. One tile when the whole volume fits ``chunk_voxels``."""
+    X, Y, Z = shape
+    if X * Y * Z <= chunk_voxels:
+        return [(slice(0, X), slice(0, Y), slice(0, X), slice(0, Y))]
+    side = int(np.sqrt(chunk_voxels / Z)) - 2 * margin
+    side = max(4, side // 4 * 4)
+    out = []
+    for x0 in range(0, X, side):
+        for y0 in range(0, Y, side):
+            x1, y1 = min(x0 + side, X), min(y0 + side, Y)
+            out.append(
+                (
+                    slice(x0, x1),
+                    slice(y0, y1),
+                    slice(max(x0 - margin, 0), min(x1 + margin, X)),
+                    slice(max(y0 - margin, 0), min(y1 + margin, Y)),
+                )
+            )
+    return out
+
+
+@torch.no_grad()
+def predict_tsdf(
+    net: ATLASNet, x: torch.Tensor, chunk_voxels: int, margin: int, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 3D network on input ``x`` (1, C, X, Y, Z), tiled (see :func:`tiles`):
+    finest TSDF (X, Y, Z) and observed mask (X, Y, Z) bool (the observed head > 0)."""
+    if margin % 4:
+        raise ValueError(f"chunk_margin must be a multiple of 4, got {margin}")
+    shape = tuple(x.shape[-3:])
+    out = torch.ones(shape, device=x.device)
+    observed = torch.zeros(shape, dtype=torch.bool, device=x.device)
+    parts = tiles(shape, chunk_voxels, margin)
+    for cx, cy, mx, my in tqdm(
+        parts, desc="3D network", unit="tile", leave=False, disable=not progress or len(parts) == 1
+    ):
+        fine = net.net(x[..., mx, my, :])[0]
+        core = (
+            slice(cx.start - mx.start, cx.stop - mx.start),
+            slice(cy.start - my.start, cy.stop - my.start),
+        )
+        out[cx, cy] = fine.tsdf[0, 0][core]
+        observed[cx, cy] = fine.observed[0, 0][core] > 0
+    return out, observed
+
+
+def reconstruct_volume(
+    reader: SceneReader,
+    net: ATLASNet,
+    model: ModelConfig,
+    cfg: ModelInferenceConfig,
+    image_size: tuple[int, int],
+    device: str = "cpu",
+) -> tuple[VoxelGrid, dict]:
+    """The model's TSDF of a sequence (voxels no view saw are unobserved) and facts
+    (frames used, grid, timings)."""
+    t0 = time.perf_counter()
+    indices = chosen_frames(reader, cfg)
+    grid = model_grid(reader, indices, model, cfg.max_depth)
+    facts: dict = {
+        "frames": len(reader),
+        "frames_used": len(indices),
+        "frames_skipped_invalid_pose": int((~reader.valid).sum()),
+        "voxel_size": grid.voxel_size,
+        "grid_shape": list(grid.shape),
+        "bounds_min": grid.origin.tolist(),
+        "bounds_max": (grid.origin + (np.array(grid.shape) - 1) * grid.voxel_size).tolist(),
+    }
+    prior_tsdf = prior_observed = None
+    if model.net.prior == "stereo":
+        prior_tsdf, prior_observed, stereo_facts = prior_volume(reader, grid, cfg.stereo, device)
+        facts["stereo"] = stereo_facts
+    t1 = time.perf_counter()
+    origin = torch.tensor(grid.origin, dtype=torch.float32, device=device)[None]
+    volume = FeatureVolume(
+        origin, grid.voxel_size, grid.shape, net.backbone.out_channels, net.feature_mode
+    )
+    w, h = image_size
+    K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
+    with torch.no_grad():
+        for images, poses in _image_batches(reader, indices, image_size, net.view_chunk):
+            projection = K @ np.linalg.inv(poses)[:, :3]
+            proj = torch.tensor(projection, dtype=torch.float32, device=device)[None]
+            net.feature_volume(images.to(device), proj, volume)
+    t2 = time.perf_counter()
+    x = net.volume_input(volume, prior_tsdf, prior_observed)
+    seen = volume.count[0, 0] > 0
+    del volume
+    tsdf, observed = predict_tsdf(net, x, cfg.chunk_voxels, cfg.chunk_margin, progress=True)
+    t3 = time.perf_counter()
+    facts["seen_voxels"] = int(seen.sum())
+    seen &= observed
+    facts["seconds"] = {
+        "stereo_prior": round(t1 - t0, 2),
+        "features": round(t2 - t1, 2),
+        "network_3d": round(t3 - t2, 2),
+    }
+    return VoxelGrid(
+        tsdf.cpu().numpy(), seen.float().cpu().numpy(), grid.origin, grid.voxel_size
+    ), facts
