@@ -46,8 +46,8 @@ class InferConfig:
     ``data_root`` + ``split`` (ScanNet layout); format: ``auto`` or a layout name;
     method: ``model`` (a trained model: ``checkpoint``, default the bundled one, with the
     ``model`` settings) or ``stereo`` (no model, the ``stereo`` settings); align:
-    gravity alignment, ``dataset`` (none for ScanNet, which is Z-up, ``auto`` otherwise), ``auto``, ``none`` or an up axis such as
-    ``-y``; out_dir: one sub-folder per scene; device: torch device; overwrite: redo
+    gravity alignment, ``dataset`` (none for ScanNet, which is Z-up, ``auto``
+    otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one sub-folder per scene; device: torch device; overwrite: redo
     scenes whose outputs exist."""
 
     scene: str | None = None
