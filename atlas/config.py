@@ -47,8 +47,9 @@ class InferConfig:
     method: ``model`` (a trained model: ``checkpoint``, default the bundled one, with the
     ``model`` settings) or ``stereo`` (no model, the ``stereo`` settings); align:
     gravity alignment, ``dataset`` (none for ScanNet, which is Z-up, ``auto``
-    otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one sub-folder per scene; device: torch device; overwrite: redo
-    scenes whose outputs exist."""
+    otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one
+    sub-folder per scene; device: torch device; overwrite: redo scenes whose outputs
+    exist."""
 
     scene: str | None = None
     scenes: list[str] | None = None
