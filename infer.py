@@ -36,9 +36,20 @@ def scene_paths(cfg: InferConfig) -> list[Path]:
     raise ValueError("name the input: scene=PATH, scenes=[...], or data_root=... split=...")
 
 
+def scene_name(path: Path) -> str:
+    """The output folder name of a scene path: a ``.sens`` file's stem, a
+    ``transforms.json``'s folder, else the folder's name."""
+    if path.suffix == ".sens":
+        return path.stem
+    if path.suffix == ".json":
+        return path.resolve().parent.name
+    return path.name
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="infer")
 def main(dict_cfg: DictConfig) -> None:
     from atlas.data.alignment import AlignedReader, estimate_alignment
+    from atlas.data.checks import check_metric_scale
     from atlas.data.detect import open_scene
     from atlas.data.scannet import ScanNetFolder, ScanNetSens
     from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
@@ -54,12 +65,15 @@ def main(dict_cfg: DictConfig) -> None:
         sys.exit(2)
     failed: dict[str, str] = {}
     for path in paths:
-        out = Path(cfg.out_dir) / (path.stem if path.suffix == ".sens" else path.name)
+        out = Path(cfg.out_dir) / scene_name(path)
         if (out / "summary.json").is_file() and not cfg.overwrite:
             print(f"{path.name}: done already ({out})")
             continue
         try:
             reader = open_scene(path, cfg.format)
+            scale_warning = check_metric_scale(reader)
+            if scale_warning:
+                print(f"warning: {scale_warning}", file=sys.stderr)
             up = cfg.align
             if up == "dataset":
                 up = "none" if isinstance(reader, ScanNetFolder | ScanNetSens) else "auto"
@@ -69,6 +83,8 @@ def main(dict_cfg: DictConfig) -> None:
                 rec = reconstruct_model(aligned, cfg.checkpoint, cfg.model, cfg.device)
             else:
                 rec = reconstruct_stereo(aligned, cfg.stereo, cfg.device)
+            if scale_warning:
+                rec.summary["scale_warning"] = scale_warning
             rec.summary["alignment"] = {
                 "method": alignment.method,
                 "transform": alignment.transform.tolist(),

@@ -33,12 +33,14 @@ from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
 @dataclass
 class Reconstruction:
     """grid: the fused TSDF; mesh: its surface with vertex colours; summary: JSON-ready
-    facts (frames used and skipped, bounds, voxel count, timings, method)."""
+    facts (frames used and skipped, bounds, voxel count, timings, method); prior: the
+    stereo prior a model was given (same grid), if any."""
 
     name: str
     grid: VoxelGrid
     mesh: Mesh
     summary: dict = field(default_factory=dict)
+    prior: VoxelGrid | None = None
 
 
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
@@ -122,12 +124,15 @@ def reconstruct_model(
     cfg = cfg or ModelInferenceConfig()
     net, model_cfg, card = load_model(model, device)
     image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
-    grid, facts = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)
+    pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)
+    grid, facts = pred.grid, pred.facts
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
     indices = chosen_frames(reader, cfg)
     colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
-    return _finish(reader, grid, "model", facts, colour, seconds)
+    rec = _finish(reader, grid, "model", facts, colour, seconds)
+    rec.prior = pred.prior
+    return rec
 
 
 def save_reconstruction(rec: Reconstruction, out_dir: str | Path) -> Path:

@@ -64,11 +64,11 @@ def test_tiles_cover_the_volume_once():
 
 def test_chunked_equals_whole(scene, tiny_model):
     net, cfg = tiny_model
-    whole, _ = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60))
+    whole = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60)).grid
     X, Y, Z = whole.shape
     small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
     assert len(tiles(whole.shape, small.chunk_voxels, 16)) >= 4
-    chunked, _ = reconstruct_volume(scene, net, cfg, small, (80, 60))
+    chunked = reconstruct_volume(scene, net, cfg, small, (80, 60)).grid
     seen = whole.observed & chunked.observed
     assert (whole.observed == chunked.observed).mean() > 0.999
     diff = np.abs(whole.tsdf - chunked.tsdf)[seen]
@@ -81,8 +81,8 @@ def test_translation_by_whole_voxels_translates_the_result(scene, tiny_model):
     T = np.eye(4)
     T[:3, 3] = shift
     moved = AlignedReader(scene, Alignment(T, "test"))
-    a, _ = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60))
-    b, _ = reconstruct_volume(moved, net, cfg, ModelInferenceConfig(), (80, 60))
+    a = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60)).grid
+    b = reconstruct_volume(moved, net, cfg, ModelInferenceConfig(), (80, 60)).grid
     np.testing.assert_allclose(b.origin, a.origin + shift, atol=1e-9)
     assert a.shape == b.shape
     assert (a.observed == b.observed).mean() > 0.999

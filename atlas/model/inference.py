@@ -55,6 +55,17 @@ class ModelInferenceConfig:
 
 
 @dataclass
+class VolumePrediction:
+    """grid: the model's TSDF (unobserved where no view saw or the observed head says no
+    scan would see); prior: the stereo prior it was given, on the same grid (None for
+    ``prior=none`` models); facts: frames used, grid, timings."""
+
+    grid: VoxelGrid
+    prior: VoxelGrid | None
+    facts: dict
+
+
+@dataclass
 class ModelGrid:
     """The reconstruction volume: origin (3,) metres of voxel (0,0,0)'s centre at the
     finest scale; shape (X, Y, Z), each a multiple of 4."""
@@ -200,9 +211,8 @@ def reconstruct_volume(
     cfg: ModelInferenceConfig,
     image_size: tuple[int, int],
     device: str = "cpu",
-) -> tuple[VoxelGrid, dict]:
-    """The model's TSDF of a sequence (voxels no view saw are unobserved) and facts
-    (frames used, grid, timings)."""
+) -> VolumePrediction:
+    """The model's TSDF of a sequence, the prior it was given, and facts."""
     t0 = time.perf_counter()
     indices = chosen_frames(reader, cfg)
     grid = model_grid(reader, indices, model, cfg.max_depth)
@@ -244,6 +254,13 @@ def reconstruct_volume(
         "features": round(t2 - t1, 2),
         "network_3d": round(t3 - t2, 2),
     }
-    return VoxelGrid(
-        tsdf.cpu().numpy(), seen.float().cpu().numpy(), grid.origin, grid.voxel_size
-    ), facts
+    prior = None
+    if prior_tsdf is not None:
+        prior = VoxelGrid(
+            prior_tsdf[0].cpu().numpy(),
+            prior_observed[0].float().cpu().numpy(),
+            grid.origin,
+            grid.voxel_size,
+        )
+    result = VoxelGrid(tsdf.cpu().numpy(), seen.float().cpu().numpy(), grid.origin, grid.voxel_size)
+    return VolumePrediction(result, prior, facts)
