@@ -19,7 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from atlas.config import InferConfig, register_configs
+from atlas.config import InferConfig, register_configs, resolve_device
 
 register_configs()
 
@@ -51,6 +51,7 @@ def main(dict_cfg: DictConfig) -> None:
     from atlas.data.alignment import AlignedReader, estimate_alignment
     from atlas.data.checks import check_metric_scale
     from atlas.data.detect import open_scene
+    from atlas.data.prepared_reader import PreparedSceneReader
     from atlas.data.scannet import ScanNetFolder, ScanNetSens
     from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
 
@@ -63,6 +64,7 @@ def main(dict_cfg: DictConfig) -> None:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    device = resolve_device(cfg.device)
     failed: dict[str, str] = {}
     for path in paths:
         out = Path(cfg.out_dir) / scene_name(path)
@@ -76,13 +78,15 @@ def main(dict_cfg: DictConfig) -> None:
                 print(f"warning: {scale_warning}", file=sys.stderr)
             up = cfg.align
             if up == "dataset":
-                up = "none" if isinstance(reader, ScanNetFolder | ScanNetSens) else "auto"
+                # ScanNet is Z-up; prepared scenes are aligned already.
+                z_up = ScanNetFolder | ScanNetSens | PreparedSceneReader
+                up = "none" if isinstance(reader, z_up) else "auto"
             alignment = estimate_alignment(reader, up)
             aligned = AlignedReader(reader, alignment)
             if cfg.method == "model":
-                rec = reconstruct_model(aligned, cfg.checkpoint, cfg.model, cfg.device)
+                rec = reconstruct_model(aligned, cfg.checkpoint, cfg.model, device)
             else:
-                rec = reconstruct_stereo(aligned, cfg.stereo, cfg.device)
+                rec = reconstruct_stereo(aligned, cfg.stereo, device)
             if scale_warning:
                 rec.summary["scale_warning"] = scale_warning
             rec.summary["alignment"] = {

@@ -48,7 +48,8 @@ class InferConfig:
     ``model`` settings) or ``stereo`` (no model, the ``stereo`` settings); align:
     gravity alignment, ``dataset`` (none for ScanNet, which is Z-up, ``auto``
     otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one
-    sub-folder per scene; device: torch device; overwrite: redo scenes whose outputs
+    sub-folder per scene; device: torch device, ``auto`` for CUDA when available;
+    overwrite: redo scenes whose outputs
     exist."""
 
     scene: str | None = None
@@ -60,10 +61,19 @@ class InferConfig:
     checkpoint: str | None = None
     align: str = "dataset"
     out_dir: str = "outputs/reconstructions"
-    device: str = "cpu"
+    device: str = "auto"
     overwrite: bool = False
     stereo: StereoConfig = field(default_factory=StereoConfig)
     model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; other names unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def register_configs() -> None:

@@ -126,3 +126,18 @@ def test_unprepared_split_scene_is_named(prepared, tmp_path):
     dm = ATLASDataModule(str(prepared), str(tmp_path), None, "val")
     with pytest.raises(FileNotFoundError, match="scene0999_00"):
         dm.setup()
+
+
+def test_prepared_scene_opens_as_a_scene_for_inference(prepared):
+    from atlas.data.detect import open_scene
+    from atlas.data.prepared_reader import PreparedSceneReader
+
+    reader = open_scene(prepared / SCENE)
+    index = load_index(prepared / SCENE)
+    assert isinstance(reader, PreparedSceneReader)
+    assert len(reader) == len(index["frames"]) and reader.valid.all()
+    np.testing.assert_allclose(reader.poses[5], index["frames"][5]["pose"])
+    frame = reader.read_frame(5)
+    assert frame.color.shape[1::-1] == reader.color_size
+    assert frame.depth.shape[::-1] == reader.depth_size and frame.depth.max() > 0.5
+    assert reader.gt_mesh_path == prepared / SCENE / "mesh.ply"

@@ -9,10 +9,13 @@ from atlas.data.colmap import ColmapText
 from atlas.data.frames import SceneReader
 from atlas.data.nerfstudio import TransformsJson
 from atlas.data.posed_images import PosedImagesFolder
+from atlas.data.prepared_reader import PreparedSceneReader
 from atlas.data.scannet import ScanNetFolder, ScanNetSens
 from atlas.data.seven_scenes import SevenScenesFolder
 
-FORMATS = ("auto", "scannet", "sens", "7scenes", "sample", "posed", "transforms", "colmap")
+FORMATS = (
+    "auto", "scannet", "sens", "7scenes", "sample", "posed", "transforms", "colmap", "prepared"
+)
 
 
 def _is_colmap(path: Path) -> bool:
@@ -30,6 +33,8 @@ def detect_format(path: Path) -> str:
             return "sens"
         if path.suffix == ".json":
             return "transforms"
+    elif (path / "index.json").is_file():
+        return "prepared"
     elif (path / "color").is_dir() and (path / "intrinsic").is_dir():
         return "scannet"
     elif (path / "camera-intrinsics.txt").is_file() or any(path.glob("frame-*.color.*")):
@@ -50,7 +55,7 @@ def detect_format(path: Path) -> str:
         "7-Scenes: camera-intrinsics.txt and frame-XXXXXX.*; ATLAS sample: "
         "intrinsics.txt and color/; posed images: images/, poses/ and intrinsics.txt; "
         "nerfstudio / instant-ngp: transforms.json; COLMAP: cameras.txt and images.txt "
-        "here or in sparse/0/; or a .sens file)"
+        "here or in sparse/0/; a prepared scene: index.json; or a .sens file)"
     )
 
 
@@ -70,5 +75,6 @@ def open_scene(path: str | Path, fmt: str = "auto") -> SceneReader:
         "posed": PosedImagesFolder,
         "transforms": TransformsJson,
         "colmap": ColmapText,
+        "prepared": PreparedSceneReader,
     }
     return readers[fmt](path)
