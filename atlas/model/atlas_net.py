@@ -62,20 +62,26 @@ class ATLASNet(nn.Module):
             fine_blocks=fine_blocks,
         )
 
+    def image_features(
+        self, images: torch.Tensor, projection: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features of views and their projections: images (B, V, 3, H, W) RGB
+        in [0, 1], projection (B, V, 3, 4) world -> image pixels; returns features
+        (B, V, C, H/4, W/4) and (B, V, 3, 4) world -> feature-map pixels."""
+        b, v, _, h, w = images.shape
+        feats = self.backbone(images.reshape(b * v, *images.shape[2:]))
+        fh, fw = feats.shape[-2:]
+        return feats.view(b, v, *feats.shape[1:]), feature_projection(projection, (w, h), (fw, fh))
+
     def feature_volume(
         self, images: torch.Tensor, projection: torch.Tensor, volume: FeatureVolume
     ) -> None:
-        """Add views to ``volume``: images (B, V, 3, H, W) RGB in [0, 1], projection
-        (B, V, 3, 4) world -> image pixels. Views run through the backbone
-        ``view_chunk`` at a time, so memory does not grow with V."""
-        b, v, _, h, w = images.shape
-        for start in range(0, v, self.view_chunk):
-            chunk = images[:, start : start + self.view_chunk]
-            n = chunk.shape[1]
-            feats = self.backbone(chunk.reshape(b * n, *chunk.shape[2:]))
-            fh, fw = feats.shape[-2:]
-            proj = feature_projection(projection[:, start : start + n], (w, h), (fw, fh))
-            volume.add(feats.view(b, n, *feats.shape[1:]), proj)
+        """Add views to ``volume`` (arguments as :meth:`image_features`), ``view_chunk``
+        views through the backbone at a time. Without gradients memory does not grow
+        with V; in training autograd keeps every chunk's activations."""
+        for start in range(0, images.shape[1], self.view_chunk):
+            chunk = slice(start, start + self.view_chunk)
+            volume.add(*self.image_features(images[:, chunk], projection[:, chunk]))
 
     def volume_input(
         self,

@@ -28,14 +28,26 @@ def voxel_centres(
     return origin.float()[:, None, :] + vs * ijk[None]
 
 
-def project(points: torch.Tensor, projection: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Pixel coordinates of world ``points`` (B, N, 3) in views ``projection``
-    (B, V, 3, 4): returns u, v, z each (B, V, N) (z: depth along the optical axis)."""
-    homog = torch.cat([points, torch.ones_like(points[..., :1])], -1)  # (B, N, 4)
-    cam = torch.matmul(projection.float(), homog.transpose(1, 2)[:, None])  # (B, V, 3, N)
-    z = cam[:, :, 2]
-    safe = torch.where(z.abs() > 1e-8, z, torch.full_like(z, 1e-8))
-    return cam[:, :, 0] / safe, cam[:, :, 1] / safe, z
+def _sample(
+    image: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w: int, h: int, mode: str
+) -> torch.Tensor:
+    """(M, C) features of ``image`` (h*w, C) at pixel positions u, v (M,) inside it:
+    nearest (u, v already rounded) or bilinear (border pixels repeat)."""
+    if mode == "nearest":
+        return image.index_select(0, (v.long() * w + u.long()))
+    u, v = u.clamp(0, w - 1), v.clamp(0, h - 1)
+    u0, v0 = u.floor().clamp(max=max(w - 2, 0)), v.floor().clamp(max=max(h - 2, 0))
+    fu, fv = (u - u0)[:, None], (v - v0)[:, None]
+    u1, v1 = (u0 + 1).clamp(max=w - 1), (v0 + 1).clamp(max=h - 1)
+    top = (
+        image.index_select(0, (v0 * w + u0).long()) * (1 - fu)
+        + image.index_select(0, (v0 * w + u1).long()) * fu
+    )
+    bottom = (
+        image.index_select(0, (v1 * w + u0).long()) * (1 - fu)
+        + image.index_select(0, (v1 * w + u1).long()) * fu
+    )
+    return top * (1 - fv) + bottom * fv
 
 
 class FeatureVolume:
@@ -59,54 +71,50 @@ class FeatureVolume:
             raise ValueError(f"back-projection mode must be bilinear or nearest, got {mode!r}")
         self.shape = tuple(int(s) for s in shape)
         self.mode = mode
-        self.points = voxel_centres(origin, voxel_size, self.shape)
-        b, n = self.points.shape[:2]
+        centres = voxel_centres(origin, voxel_size, self.shape)
+        # (B, 4, N) homogeneous centres, made once for every view.
+        self.points = torch.cat([centres, torch.ones_like(centres[..., :1])], -1).transpose(1, 2)
+        b, n = centres.shape[:2]
         self.sum = torch.zeros(b * n, channels, device=origin.device)
         self._count = torch.zeros(b * n, device=origin.device)
 
     def add(self, features: torch.Tensor, projection: torch.Tensor) -> None:
         """features: (B, V, C, h, w); projection: (B, V, 3, 4) world -> feature-map
-        pixels (pixel (0, 0)'s centre at (0, 0))."""
+        pixels (pixel (0, 0)'s centre at (0, 0)). Views are taken one at a time, so the
+        temporaries are those of one view."""
         b, v, c, h, w = features.shape
-        n = self.points.shape[1]
-        u, vv, z = project(self.points, projection)
-        if self.mode == "nearest":
-            ui, vi = u.round(), vv.round()
-            seen = (ui >= 0) & (vi >= 0) & (ui < w) & (vi < h) & (z > 0)
-            corners = [(ui, vi, None)]
-        else:
-            seen = (u >= -0.5) & (vv >= -0.5) & (u <= w - 0.5) & (vv <= h - 0.5) & (z > 0)
-            u, vv = u.clamp(0, w - 1), vv.clamp(0, h - 1)
-            u0, v0 = u.floor().clamp(max=max(w - 2, 0)), vv.floor().clamp(max=max(h - 2, 0))
-            fu, fv = u - u0, vv - v0
-            u1, v1 = (u0 + 1).clamp(max=w - 1), (v0 + 1).clamp(max=h - 1)
-            corners = [
-                (u0, v0, (1 - fu) * (1 - fv)),
-                (u1, v0, fu * (1 - fv)),
-                (u0, v1, (1 - fu) * fv),
-                (u1, v1, fu * fv),
-            ]
-        bi, vi_, ni = seen.nonzero(as_tuple=True)
-        flat = features.permute(0, 1, 3, 4, 2).reshape(b * v * h * w, c)
-        view_base = (bi * v + vi_) * (h * w)
-        sampled = 0
-        for cu, cv, weight in corners:
-            pix = view_base + cv[bi, vi_, ni].long() * w + cu[bi, vi_, ni].long()
-            values = flat.index_select(0, pix)
-            sampled = sampled + (values if weight is None else values * weight[bi, vi_, ni, None])
-        target = bi * n + ni
-        if torch.is_grad_enabled() and features.requires_grad:
-            self.sum = self.sum.index_add(0, target, sampled)
-        else:
-            self.sum.index_add_(0, target, sampled)
-        self._count.index_add_(0, target, torch.ones_like(target, dtype=self._count.dtype))
+        n = self.points.shape[2]
+        track = torch.is_grad_enabled() and features.requires_grad
+        targets, values = [], []
+        for bi in range(b):
+            for vi in range(v):
+                # The original's projection: a float32 homogeneous matrix product.
+                cam = projection[bi, vi].float() @ self.points[bi]  # (3, N)
+                z = cam[2]
+                safe = torch.where(z.abs() > 1e-8, z, torch.full_like(z, 1e-8))
+                u, vv = cam[0] / safe, cam[1] / safe
+                if self.mode == "nearest":
+                    u, vv = u.round(), vv.round()
+                    seen = (u >= 0) & (vv >= 0) & (u < w) & (vv < h) & (z > 0)
+                else:
+                    seen = (u >= -0.5) & (vv >= -0.5) & (u <= w - 0.5) & (vv <= h - 0.5) & (z > 0)
+                idx = seen.nonzero().squeeze(1)
+                image = features[bi, vi].permute(1, 2, 0).reshape(h * w, c)
+                sampled = _sample(image, u[idx], vv[idx], w, h, self.mode)
+                target = idx + bi * n
+                self._count.index_add_(0, target, torch.ones_like(target, dtype=torch.float32))
+                if track:
+                    targets.append(target)
+                    values.append(sampled)
+                else:
+                    self.sum.index_add_(0, target, sampled)
+        if track:
+            self.sum = self.sum.index_add(0, torch.cat(targets), torch.cat(values))
 
     @property
     def count(self) -> torch.Tensor:
-        b = self.points.shape[0]
-        return self._count.view(b, 1, *self.shape)
+        return self._count.view(-1, 1, *self.shape)
 
     def mean(self) -> torch.Tensor:
-        b = self.points.shape[0]
         avg = self.sum / self._count.clamp(min=1)[:, None]
-        return avg.view(b, *self.shape, -1).permute(0, 4, 1, 2, 3)
+        return avg.view(-1, *self.shape, avg.shape[1]).permute(0, 4, 1, 2, 3)

@@ -3,17 +3,20 @@
 The grid covers the chosen frames' frusta (clipped at ``max_depth``), so nothing the
 cameras saw is clipped; its origin is a multiple of the coarsest voxel size, so
 translating every pose by whole coarse voxels translates the result exactly. Frames
-stream through the backbone ``view_chunk`` at a time into a running feature sum (memory
-independent of the sequence length). The 3D network runs on the whole volume when it
-fits ``chunk_voxels``, else on overlapping tiles in x and y whose centres are kept
-(each tile sees ``chunk_margin`` voxels of context on every side), so peak memory is
-set by the tile, not by the scene.
+stream through the backbone ``view_chunk`` at a time and only their stride-4 features
+are kept (77 kB a frame at 160x120). The volume is processed in tiles in x and y (one
+when it fits ``chunk_voxels``): each tile, with ``chunk_margin`` voxels of context on
+every side, gets its own running feature sum and count from all frames, its network
+input and its 3D network pass, and only its centre is kept; so the large per-voxel
+buffers are a tile's, and what grows with the scene is a few bytes a voxel (prior,
+result).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +24,6 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.crops import crop_centres, sample_grid
 from atlas.data.frames import SceneReader
 from atlas.geometry import VoxelGrid
 from atlas.geometry.camera import frustum_bounds, scale_intrinsics
@@ -104,6 +106,24 @@ def model_grid(
     return ModelGrid(origin, tuple(int(n) for n in shape), vs)
 
 
+def on_grid(source: VoxelGrid, grid: ModelGrid) -> tuple[np.ndarray, np.ndarray]:
+    """``source``'s TSDF and observed mask on ``grid`` (same voxel size, origins a whole
+    number of voxels apart): a copy of the overlap, TSDF 1 and unobserved elsewhere."""
+    if abs(source.voxel_size - grid.voxel_size) > 1e-9:
+        raise ValueError(f"voxel sizes differ: {source.voxel_size} and {grid.voxel_size}")
+    offset = np.round((grid.origin - source.origin) / grid.voxel_size).astype(int)
+    tsdf = np.ones(grid.shape, np.float32)
+    observed = np.zeros(grid.shape, bool)
+    lo = np.maximum(offset, 0)
+    hi = np.minimum(offset + np.array(grid.shape), source.shape)
+    if (hi > lo).all():
+        src = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        dst = tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, offset, strict=True))
+        tsdf[dst] = source.tsdf[src]
+        observed[dst] = source.observed[src]
+    return tsdf, observed
+
+
 def prior_volume(
     reader: SceneReader, grid: ModelGrid, cfg: StereoConfig, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -116,9 +136,7 @@ def prior_volume(
         log.warning("%s: no stereo prior: %s", reader.name, err)
         empty = torch.zeros((1, *grid.shape), device=device)
         return empty + 1, empty.bool(), {"keyframes": 0, "warning": str(err)}
-    prior = fuse_prior(depths, cfg, grid.voxel_size, device)
-    centres = grid.origin + crop_centres(grid.shape, grid.voxel_size)
-    tsdf, observed = sample_grid(prior, centres)
+    tsdf, observed = on_grid(fuse_prior(depths, cfg, grid.voxel_size, device), grid)
     facts = {
         "keyframes": len(depths.keyframes),
         "depth_pixels_kept": round(float((depths.depths > 0).float().mean()), 4),
@@ -180,28 +198,61 @@ def tiles(
 
 
 @torch.no_grad()
-def predict_tsdf(
-    net: ATLASNet, x: torch.Tensor, chunk_voxels: int, margin: int, progress: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 3D network on input ``x`` (1, C, X, Y, Z), tiled (see :func:`tiles`):
-    finest TSDF (X, Y, Z) and observed mask (X, Y, Z) bool (the observed head > 0)."""
+def predict_tiled(
+    net: ATLASNet,
+    shape: tuple[int, int, int],
+    tile_input: Callable[[slice, slice], tuple[torch.Tensor, torch.Tensor]],
+    chunk_voxels: int,
+    margin: int,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 3D network over a volume of ``shape`` in tiles (see :func:`tiles`).
+
+    tile_input(x_slice, y_slice) gives the network input of a tile with its margins,
+    (1, C, x, y, Z), and its seen mask (x, y, Z) bool, so only one tile's input exists
+    at a time. Returns the finest TSDF (X, Y, Z), the observed head's mask and the seen
+    mask (both (X, Y, Z) bool)."""
     if margin % 4:
         raise ValueError(f"chunk_margin must be a multiple of 4, got {margin}")
-    shape = tuple(x.shape[-3:])
-    out = torch.ones(shape, device=x.device)
-    observed = torch.zeros(shape, dtype=torch.bool, device=x.device)
+    tsdf = torch.ones(shape)
+    observed = torch.zeros(shape, dtype=torch.bool)
+    seen = torch.zeros(shape, dtype=torch.bool)
     parts = tiles(shape, chunk_voxels, margin)
-    for cx, cy, mx, my in tqdm(
+    bar = tqdm(
         parts, desc="3D network", unit="tile", leave=False, disable=not progress or len(parts) == 1
-    ):
-        fine = net.net(x[..., mx, my, :])[0]
+    )
+    for cx, cy, mx, my in bar:
+        x, tile_seen = tile_input(mx, my)
+        fine = net.net(x)[0]
         core = (
             slice(cx.start - mx.start, cx.stop - mx.start),
             slice(cy.start - my.start, cy.stop - my.start),
         )
-        out[cx, cy] = fine.tsdf[0, 0][core]
-        observed[cx, cy] = fine.observed[0, 0][core] > 0
-    return out, observed
+        tsdf[cx, cy] = fine.tsdf[0, 0][core].cpu()
+        observed[cx, cy] = fine.observed[0, 0][core].cpu() > 0
+        seen[cx, cy] = tile_seen[core].cpu()
+    return tsdf, observed, seen
+
+
+def frame_features(
+    reader: SceneReader,
+    indices: np.ndarray,
+    net: ATLASNet,
+    image_size: tuple[int, int],
+    device: str,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Backbone features of the frames, streamed ``view_chunk`` at a time: a list of
+    (features (1, n, C, h, w), projection (1, n, 3, 4) world -> feature pixels). Kept
+    for every frame (C * h * w floats each: 77 kB at 160x120, C = 16) so each tile
+    back-projects them without reading the images again."""
+    w, h = image_size
+    K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
+    out = []
+    with torch.no_grad():
+        for images, poses in _image_batches(reader, indices, image_size, net.view_chunk):
+            projection = torch.tensor(K @ np.linalg.inv(poses)[:, :3], dtype=torch.float32)
+            out.append(net.image_features(images.to(device), projection[None].to(device)))
+    return out
 
 
 def reconstruct_volume(
@@ -230,29 +281,36 @@ def reconstruct_volume(
         prior_tsdf, prior_observed, stereo_facts = prior_volume(reader, grid, cfg.stereo, device)
         facts["stereo"] = stereo_facts
     t1 = time.perf_counter()
-    origin = torch.tensor(grid.origin, dtype=torch.float32, device=device)[None]
-    volume = FeatureVolume(
-        origin, grid.voxel_size, grid.shape, net.backbone.out_channels, net.feature_mode
-    )
-    w, h = image_size
-    K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
-    with torch.no_grad():
-        for images, poses in _image_batches(reader, indices, image_size, net.view_chunk):
-            projection = K @ np.linalg.inv(poses)[:, :3]
-            proj = torch.tensor(projection, dtype=torch.float32, device=device)[None]
-            net.feature_volume(images.to(device), proj, volume)
+    features = frame_features(reader, indices, net, image_size, device)
     t2 = time.perf_counter()
-    x = net.volume_input(volume, prior_tsdf, prior_observed)
-    seen = volume.count[0, 0] > 0
-    del volume
-    tsdf, observed = predict_tsdf(net, x, cfg.chunk_voxels, cfg.chunk_margin, progress=True)
+
+    def tile_input(mx: slice, my: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        corner = grid.origin + grid.voxel_size * np.array([mx.start, my.start, 0])
+        origin = torch.tensor(corner, dtype=torch.float32, device=device)[None]
+        shape = (mx.stop - mx.start, my.stop - my.start, grid.shape[2])
+        volume = FeatureVolume(
+            origin, grid.voxel_size, shape, net.backbone.out_channels, net.feature_mode
+        )
+        for feats, proj in features:
+            volume.add(feats, proj)
+        prior = (
+            (None, None)
+            if prior_tsdf is None
+            else (prior_tsdf[:, mx, my], prior_observed[:, mx, my])
+        )
+        return net.volume_input(volume, *prior), volume.count[0, 0] > 0
+
+    with torch.no_grad():
+        tsdf, observed, seen = predict_tiled(
+            net, grid.shape, tile_input, cfg.chunk_voxels, cfg.chunk_margin, progress=True
+        )
     t3 = time.perf_counter()
     facts["seen_voxels"] = int(seen.sum())
     seen &= observed
     facts["seconds"] = {
         "stereo_prior": round(t1 - t0, 2),
-        "features": round(t2 - t1, 2),
-        "network_3d": round(t3 - t2, 2),
+        "features_2d": round(t2 - t1, 2),
+        "backprojection_and_3d": round(t3 - t2, 2),
     }
     prior = None
     if prior_tsdf is not None:

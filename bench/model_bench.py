@@ -1,0 +1,427 @@
+"""Model benchmark: back-projection against the original ATLAS algorithm, and training steps.
+
+1. Back-projection of V views (C=32 feature maps of 80x60, stride 4 of 320x240) into a
+   256x256x96 volume of 4 cm voxels: our ``FeatureVolume`` (nearest mode) against a plain
+   copy of the original ATLAS algorithm (a loop over views, every voxel projected, a
+   boolean-mask gather into a dense per-view volume), measured in the same run; prints
+   the time per frame of both, their ratio and the largest difference of their outputs.
+2. Training steps (``ATLASModule.losses``, backward, an Adam step) on synthetic batches
+   shaped like the training data, each configuration in a fresh subprocess so its peak
+   memory (ru_maxrss) is its own: the CPU recipe (configs/model/cpu.yaml, batch 2,
+   48x48x32 crops at 8 cm, 12 images of 160x120) and the ATLAS paper setting
+   (configs/model/atlas.yaml, batch 1, 160x160x64 at 4 cm, 640x480 images) with fewer
+   frames than its 50 and a single step, also on a quarter of the crop, under an
+   address-space limit so that a configuration too big for this machine is reported,
+   not run into swap.
+
+Wall and CPU (user + sys) times are printed: CPU time is the steadier figure when
+another job shares the cores. ``--thp`` lets torch back large CPU tensors with
+transparent huge pages (fewer page faults), ``--quick`` shrinks everything.
+
+    python bench/model_bench.py [--threads N] [--views 8] [--atlas-frames 8] [--thp]
+        [--skip backproject|train|atlas] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("--views", type=int, default=8, help="back-projected views")
+    p.add_argument("--repeat", type=int, default=3, help="timed back-projections; best kept")
+    p.add_argument("--steps", type=int, default=3, help="timed CPU-recipe steps after 1 warm-up")
+    p.add_argument("--atlas-frames", type=int, default=8, help="frames of the ATLAS setting")
+    p.add_argument("--mem-limit-gb", type=float, default=12.0, help="per training subprocess")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per training subprocess")
+    p.add_argument(
+        "--skip",
+        choices=("backproject", "train", "atlas"),
+        action="append",
+        default=[],
+        help="leave a part out (repeatable)",
+    )
+    p.add_argument("--thp", action="store_true", help="THP_MEM_ALLOC_ENABLE=1: huge pages")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # a training configuration, as JSON
+    return p.parse_args()
+
+
+ARGS = _parse()
+if ARGS.threads:  # before torch starts its thread pool
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)
+if ARGS.thp:  # torch backs CPU tensors of >= 2 MB with transparent huge pages
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from atlas.model.atlas_net import feature_projection  # noqa: E402
+from atlas.model.backproject import FeatureVolume  # noqa: E402
+
+GB = 1024**3
+
+
+# --- cameras -------------------------------------------------------------------------------
+
+
+def intrinsics(width: int, height: int) -> np.ndarray:
+    """ScanNet-like pinhole (fx = 0.9 W, about 58 degrees across) for a W x H image."""
+    f = 0.9 * width
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+
+
+def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Camera-to-world pose (OpenCV axes: x right, y down, z forward), world z up."""
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    pose = np.eye(4)
+    pose[:3, :3] = np.stack([right, np.cross(forward, right), forward], 1)
+    pose[:3, 3] = eye
+    return pose
+
+
+def ring_projections(
+    n: int, lo: np.ndarray, hi: np.ndarray, image: tuple[int, int], seed: int = 0
+) -> np.ndarray:
+    """(n, 3, 4) world -> image-pixel projections of cameras walking a ring inside the box
+    [lo, hi] at eye height, each looking across the box and slightly down, the way a
+    handheld scan of a room sees it."""
+    rng = np.random.default_rng(seed)
+    centre, size = (lo + hi) / 2, hi - lo
+    K = intrinsics(*image)
+    out = np.zeros((n, 3, 4))
+    for i in range(n):
+        a = 2 * np.pi * i / n + rng.uniform(-0.2, 0.2)
+        d = np.array([np.cos(a), np.sin(a), 0.0])
+        eye = centre - 0.3 * size * d
+        eye[2] = lo[2] + 0.6 * size[2]
+        target = centre + 0.3 * size * d
+        target[2] = lo[2] + 0.2 * size[2]
+        out[i] = K @ np.linalg.inv(look_at(eye, target))[:3]
+    return out
+
+
+# --- 1. back-projection ----------------------------------------------------------------------
+
+
+def original_backproject(shape, voxel_size, origin, projection, features):
+    """The original ATLAS algorithm, written plainly: for each (item, view), project every
+    voxel centre with a homogeneous matmul, round to the nearest pixel, gather the seen
+    voxels' features into a dense (C, N) volume and add it to a running sum; mean =
+    sum / count. Returns (B, C, X, Y, Z) mean and (B, 1, X, Y, Z) count."""
+    b, v, c, h, w = features.shape
+    axes = [torch.arange(s, dtype=torch.float32) for s in shape]
+    ijk = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    n = ijk.shape[0]
+    total = torch.zeros(b, c, n)
+    count = torch.zeros(b, 1, n)
+    for i in range(b):
+        points = origin[i].float() + voxel_size * ijk  # (N, 3) voxel centres
+        world = torch.cat([points.T, torch.ones(1, n)], 0)  # (4, N)
+        for j in range(v):
+            cam = projection[i, j] @ world
+            px = (cam[0] / cam[2]).round().long()
+            py = (cam[1] / cam[2]).round().long()
+            valid = (px >= 0) & (py >= 0) & (px < w) & (py < h) & (cam[2] > 0)
+            volume = torch.zeros(c, n)
+            volume[:, valid] = features[i, j][:, py[valid], px[valid]]
+            total[i] += volume
+            count[i, 0] += valid
+    mean = total / count.clamp(min=1)
+    return mean.view(b, c, *shape), count.view(b, 1, *shape)
+
+
+def ours_backproject(shape, voxel_size, origin, projection, features, chunk):
+    vol = FeatureVolume(origin, voxel_size, shape, features.shape[2], mode="nearest")
+    for start in range(0, features.shape[1], chunk):
+        vol.add(features[:, start : start + chunk], projection[:, start : start + chunk])
+    return vol.mean(), vol.count
+
+
+def best_time(fn, repeat: int):
+    """Best wall seconds, best CPU seconds (user + sys, all threads), the sys part of
+    that best CPU run, and ``fn``'s last result. CPU time is steadier than wall time
+    when another job shares the cores; sys is mostly page faults on fresh tensors."""
+    wall = cpu = sys_s = float("inf")
+    out = None
+    for _ in range(repeat):
+        out = None  # free the previous result before the next run
+        r0, c0, t0 = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            time.process_time(),
+            time.perf_counter(),
+        )
+        out = fn()
+        t, c = time.perf_counter() - t0, time.process_time() - c0
+        wall = min(wall, t)
+        if c < cpu:
+            cpu, sys_s = c, resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0.ru_stime
+    return wall, cpu, sys_s, out
+
+
+def bench_backproject() -> None:
+    shape = (64, 64, 32) if ARGS.quick else (256, 256, 96)
+    views = 2 if ARGS.quick else ARGS.views
+    repeat = 1 if ARGS.quick else ARGS.repeat
+    voxel, channels, image, fmap = 0.04, 32, (320, 240), (80, 60)
+    origin = torch.full((1, 3), voxel / 2)
+    P = ring_projections(views, np.zeros(3), np.array(shape) * voxel, image)
+    projection = feature_projection(torch.tensor(P, dtype=torch.float32), image, fmap)[None]
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(1, views, channels, fmap[1], fmap[0], generator=g)
+    args = (shape, voxel, origin, projection, features)
+
+    print(
+        f"\nback-projection: {shape[0]}x{shape[1]}x{shape[2]} voxels of {voxel} m, C={channels}, "
+        f"{views} views of {fmap[0]}x{fmap[1]} features (stride 4 of {image[0]}x{image[1]}), "
+        f"nearest;\nbest of {repeat}; per frame = (allocation + all views + mean) / views; "
+        f"cpu = user + sys"
+    )
+    with torch.no_grad():
+        *t_orig, (m_orig, c_orig) = best_time(lambda: original_backproject(*args), repeat)
+        rows = [("original ATLAS (per-view loop, dense volume)", t_orig, "")]
+        for chunk in (views, 1):
+            label = f"ours, FeatureVolume, {chunk} view{'s' * (chunk > 1)} per add()"
+            *t, (m, c) = best_time(lambda chunk=chunk: ours_backproject(*args, chunk), repeat)
+            dm = (m - m_orig).abs()
+            bad = int(((c != c_orig) | (dm > 1e-5).any(1, keepdim=True)).sum())
+            diff = f"{dm.max().item():>10.2e} {(c - c_orig).abs().max().item():>11.0f} {bad:>7}"
+            rows.append((label, t, diff))
+            # ours' mean() is a channels-last view; the model's torch.cat makes it NCDHW
+            *t_ncdhw, _ = best_time(m.contiguous, repeat)
+            del m, c, dm
+    seen = c_orig.sum().item() / (views * c_orig.numel())
+    print(f"each view sees {100 * seen:.1f}% of the {c_orig.numel():,} voxels on average")
+    print(
+        f"{'method':<46} {'wall ms':>8} {'cpu ms':>7} {'sys ms':>7} {'speed-up':>8} "
+        f"{'cpu':>6} {'max|dmean|':>10} {'max|dcount|':>11} {'differ':>7}"
+    )
+    for label, (wall, cpu, sys_s), diff in rows:
+        print(
+            f"{label:<46} {1000 * wall / views:>8.1f} {1000 * cpu / views:>7.1f} "
+            f"{1000 * sys_s / views:>7.1f} {t_orig[0] / wall:>7.2f}x {t_orig[1] / cpu:>5.2f}x "
+            f"{diff}"
+        )
+    wall, cpu = (min(t[i] for _, t, _ in rows[1:]) for i in (0, 1))
+    print(
+        f"ours' mean() is a channels-last view; making it NCDHW-contiguous (the copy "
+        f"ATLASNet.volume_input's torch.cat makes)\n  takes {t_ncdhw[0]:.2f} s wall, "
+        f"{t_ncdhw[1]:.2f} s cpu a volume; best of ours with it: "
+        f"{t_orig[0] / (wall + t_ncdhw[0]):.2f}x wall, {t_orig[1] / (cpu + t_ncdhw[1]):.2f}x cpu"
+    )
+    print(
+        "differ: voxels whose count or mean differs from the original's (a float32 rounding "
+        "of the projection\n  that lands on the neighbouring pixel)"
+    )
+    sys.stdout.flush()
+
+
+# --- 2. training steps -------------------------------------------------------------------------
+
+
+def load_module_config(name: str) -> dict:
+    """configs/model/<name>.yaml merged over its defaults, as Hydra composes it, without
+    ``_target_``: the keyword arguments of ``ATLASModule``."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "configs" / "model" / f"{name}.yaml")
+    parts = []
+    for d in cfg.pop("defaults", []):
+        parts.append(load_module_config(d) if d != "_self_" else cfg)
+    if not any(p is cfg for p in parts):
+        parts.append(cfg)
+    merged = OmegaConf.to_container(OmegaConf.merge(*parts))
+    merged.pop("_target_", None)
+    return merged
+
+
+def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> dict:
+    """A batch with the keys of ``atlas.data.training_data`` (training crops: origin 0)."""
+    from atlas.data.training_data import scale_key
+
+    g = torch.Generator().manual_seed(0)
+    b, n = spec["batch"], spec["frames"]
+    (w, h), crop = spec["image"], np.array(spec["crop"])
+    vs = voxel_sizes[0]
+    P = np.stack(
+        [ring_projections(n, np.zeros(3), crop * vs, (w, h), seed=i) for i in range(b)]
+    )  # (B, N, 3, 4)
+    batch = {
+        "images": torch.rand(b, n, 3, h, w, generator=g),
+        "projection": torch.tensor(P, dtype=torch.float32),
+        "origin": torch.zeros(b, 3),
+        "voxel_size": torch.full((b,), vs),
+        "shape": torch.tensor([list(crop)] * b, dtype=torch.int64),
+    }
+    for s, size in enumerate(voxel_sizes):
+        dims = tuple(int(x) // 2**s for x in crop)
+        key = scale_key(size)
+        batch[f"tsdf_{key}"] = torch.rand(b, *dims, generator=g) * 2 - 1
+        batch[f"observed_{key}"] = torch.rand(b, *dims, generator=g) < 0.9
+    if prior:
+        batch["prior_tsdf"] = torch.rand(b, *crop, generator=g) * 2 - 1
+        batch["prior_observed"] = torch.rand(b, *crop, generator=g) < 0.7
+    return batch
+
+
+def train_child(spec: dict) -> dict:
+    """Runs in its own process: build the module, time ``spec['steps']`` training steps
+    after ``spec['warmup']`` untimed ones; returns times and the peak RSS."""
+    from atlas.model.lightning import ATLASModule
+
+    torch.manual_seed(0)
+    kwargs = load_module_config(spec["config"])
+    module = ATLASModule(**kwargs)
+    module.train()
+    cfg = module.config
+    batch = synthetic_batch(spec, cfg.voxel_sizes, cfg.net.prior == "stereo")
+    opt = torch.optim.Adam(module.parameters(), lr=kwargs.get("lr", 1e-3))
+    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times, forward, cpu = [], [], []
+    for step in range(spec["warmup"] + spec["steps"]):
+        t, c = time.perf_counter(), time.process_time()
+        loss, _, _, _ = module.losses(batch)
+        t_fwd = time.perf_counter() - t
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step >= spec["warmup"]:
+            times.append(time.perf_counter() - t)
+            forward.append(t_fwd)
+            cpu.append(time.process_time() - c)
+    return {
+        "times": times,
+        "forward": forward,
+        "cpu": cpu,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
+        "model_gb": rss_model / GB,
+        "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
+        "loss": loss.item(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_child(spec: dict) -> dict:
+    """``spec`` in a fresh interpreter with an address-space limit of --mem-limit-gb (an
+    allocation beyond it fails there instead of pushing this machine into swap)."""
+    limit = int(ARGS.mem_limit_gb * GB)
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    cmd += ["--threads", str(ARGS.threads)] if ARGS.threads else []
+    cmd += ["--thp"] if ARGS.thp else []
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=ARGS.timeout, preexec_fn=cap, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"not done in {ARGS.timeout} s", "gpu": True}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+    if "allocate" in last[0] or "bad_alloc" in last[0] or proc.returncode < 0:
+        return {
+            "error": f"over the {ARGS.mem_limit_gb:g} GB limit after "
+            f"{time.perf_counter() - t:.0f} s",
+            "gpu": True,
+        }
+    return {"error": last[0][:120], "gpu": False}
+
+
+def bench_train() -> None:
+    q = ARGS.quick
+    cpu = {
+        "name": "CPU recipe (cpu.yaml)",
+        "config": "cpu",
+        "batch": 1 if q else 2,
+        "crop": (16, 16, 16) if q else (48, 48, 32),
+        "frames": 2 if q else 12,
+        "image": (64, 48) if q else (160, 120),
+        "warmup": 1,
+        "steps": 1 if q else ARGS.steps,
+    }
+    atlas = {
+        "name": "ATLAS (atlas.yaml)",
+        "config": "atlas",
+        "batch": 1,
+        "crop": (32, 32, 16) if q else (160, 160, 64),
+        "frames": 2 if q else ARGS.atlas_frames,
+        "image": (128, 96) if q else (640, 480),
+        "warmup": 0,
+        "steps": 1,
+    }
+    quarter = dict(atlas, name="ATLAS, 1/4 of the crop", crop=(16, 16, 16) if q else (80, 80, 64))
+    specs = [cpu] + ([] if "atlas" in ARGS.skip else [atlas, quarter])
+    print(
+        f"\ntraining steps (losses + backward + Adam) on synthetic batches, one subprocess "
+        f"each, address space capped at {ARGS.mem_limit_gb:g} GB; peak = ru_maxrss"
+    )
+    print(
+        f"{'configuration':<24} {'batch':>5} {'crop':>10} {'frames':>6} {'image':>7} "
+        f"{'params':>7} {'steps':>5} {'s/step':>7} {'fwd s':>6} {'cpu s':>6} {'peak GB':>7}  note"
+    )
+    for spec in specs:
+        r = run_child(spec)
+        crop = "x".join(map(str, spec["crop"]))
+        image = "x".join(map(str, spec["image"]))
+        head = f"{spec['name']:<24} {spec['batch']:>5} {crop:>10} {spec['frames']:>6} {image:>7}"
+        if "error" in r:
+            gpu = "; GPU needed" if r["gpu"] else ""
+            print(
+                f"{head} {'':>7} {'':>5} {'-':>7} {'-':>6} {'-':>6} {'-':>7}  "
+                f"not run: {r['error']}{gpu}"
+            )
+            continue
+        times = r["times"]
+        if spec["warmup"]:
+            note = f"mean of {len(times)} after {spec['warmup']} warm-up (best {min(times):.2f} s)"
+        else:
+            note = "ONE step, no warm-up (first-call overhead included)"
+        if spec["config"] == "atlas" and not q:
+            note += f"; {spec['frames']} of ATLAS' 50 frames"
+        if np.mean(times) > 30 or r["peak_gb"] > 8:
+            note += "; GPU needed"
+        print(
+            f"{head} {r['params_m']:>6.1f}M {len(times):>5} {np.mean(times):>7.2f} "
+            f"{np.mean(r['forward']):>6.2f} {np.mean(r['cpu']):>6.2f} {r['peak_gb']:>7.2f}  {note}"
+        )
+        sys.stdout.flush()
+
+
+def main() -> None:
+    if ARGS.child:
+        torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
+        print("RESULT " + json.dumps(train_child(json.loads(ARGS.child))))
+        return
+    torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
+    print(
+        f"model benchmark: torch {torch.__version__}, torch threads {torch.get_num_threads()}"
+        f" of {os.cpu_count()} cores{', huge pages' if ARGS.thp else ''}"
+        f"{', quick' if ARGS.quick else ''}"
+    )
+    if "backproject" not in ARGS.skip:
+        bench_backproject()
+    if "train" not in ARGS.skip:
+        bench_train()
+
+
+if __name__ == "__main__":
+    main()
