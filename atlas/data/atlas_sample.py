@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color, read_intrinsics, read_matrix
+from atlas.data.frames import ImageFilesReader
+from atlas.data.image_io import read_intrinsics, read_matrix
 
 
-class AtlasSampleFolder(SceneReader):
+class AtlasSampleFolder(ImageFilesReader):
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         color_dir = self.folder / "color"
@@ -45,18 +45,3 @@ class AtlasSampleFolder(SceneReader):
                 ]
             )
         return self._poses
-
-    def frame_files(self, index: int) -> tuple[Path, Path | None]:
-        return self._color_paths[index], None
-
-    def read_frame(self, index: int) -> Frame:
-        path = self._color_paths[index]
-        return Frame(
-            read_color(path),
-            None,
-            self.poses[index],
-            self.K_color,
-            None,
-            self.frame_ids[index],
-            str(path),
-        )

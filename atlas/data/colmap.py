@@ -47,8 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color
+from atlas.data.frames import ImageFilesReader
 from atlas.data.posed_images import common_image_size, frame_ids_for, natural_key
 
 # Model name -> (number of parameters, indices of fx, fy, cx, cy among them).
@@ -245,7 +244,7 @@ def _common_camera(
     return first
 
 
-class ColmapText(SceneReader):
+class ColmapText(ImageFilesReader):
     """A COLMAP text model with its images (layout in the module docstring).
 
     folder: the scene folder; image_dir: the images' folder (default ``folder/images``).
@@ -299,18 +298,3 @@ class ColmapText(SceneReader):
     @property
     def poses(self) -> np.ndarray:
         return self._poses
-
-    def frame_files(self, index: int) -> tuple[Path, Path | None]:
-        return self._color_paths[index], None
-
-    def read_frame(self, index: int) -> Frame:
-        path = self._color_paths[index]
-        return Frame(
-            read_color(path),
-            None,
-            self.poses[index],
-            self.K_color,
-            None,
-            self.frame_ids[index],
-            str(path),
-        )

@@ -44,8 +44,11 @@ def sample_grid(grid: VoxelGrid, points: np.ndarray) -> tuple[np.ndarray, np.nda
     for dx in (0, 1):
         for dy in (0, 1):
             for dz in (0, 1):
-                w = ((t[:, 0] if dx else 1 - t[:, 0]) * (t[:, 1] if dy else 1 - t[:, 1])
-                     * (t[:, 2] if dz else 1 - t[:, 2]))
+                w = (
+                    (t[:, 0] if dx else 1 - t[:, 0])
+                    * (t[:, 1] if dy else 1 - t[:, 1])
+                    * (t[:, 2] if dz else 1 - t[:, 2])
+                )
                 c = i0 + np.array([dx, dy, dz])
                 inside = np.all((c >= 0) & (c < dims), axis=1)
                 cc = np.where(inside[:, None], c, 0)
@@ -63,9 +66,14 @@ def crop_centres(shape: tuple[int, int, int], voxel_size: float) -> np.ndarray:
     return idx * voxel_size
 
 
-def random_crop_transform(rng: np.random.Generator, bounds_min: np.ndarray,
-                          bounds_max: np.ndarray, crop_size: np.ndarray, voxel_size: float,
-                          rotation: str) -> np.ndarray:
+def random_crop_transform(
+    rng: np.random.Generator,
+    bounds_min: np.ndarray,
+    bounds_max: np.ndarray,
+    crop_size: np.ndarray,
+    voxel_size: float,
+    rotation: str,
+) -> np.ndarray:
     """(4, 4) crop_from_world for a crop of ``crop_size`` metres placed at random.
 
     The crop's centre (x, y) is uniform over the observed box; its bottom sits at the box
@@ -81,9 +89,13 @@ def random_crop_transform(rng: np.random.Generator, bounds_min: np.ndarray,
         angle = float(rng.uniform(0, 2 * np.pi))
     else:
         raise ValueError(f"rotation must be none, 90 or any, got {rotation!r}")
-    centre = np.array([rng.uniform(bounds_min[0], bounds_max[0]),
-                       rng.uniform(bounds_min[1], bounds_max[1]),
-                       bounds_min[2] - rng.uniform(0, voxel_size) + crop_size[2] / 2])
+    centre = np.array(
+        [
+            rng.uniform(bounds_min[0], bounds_max[0]),
+            rng.uniform(bounds_min[1], bounds_max[1]),
+            bounds_min[2] - rng.uniform(0, voxel_size) + crop_size[2] / 2,
+        ]
+    )
     R = rotation_z(angle)
     # crop = R^-1 (world - centre) + crop_size / 2
     T = np.eye(4)

@@ -14,7 +14,15 @@ from atlas.data.scannet import ScanNetFolder, ScanNetSens
 from atlas.data.seven_scenes import SevenScenesFolder
 
 FORMATS = (
-    "auto", "scannet", "sens", "7scenes", "sample", "posed", "transforms", "colmap", "prepared"
+    "auto",
+    "scannet",
+    "sens",
+    "7scenes",
+    "sample",
+    "posed",
+    "transforms",
+    "colmap",
+    "prepared",
 )
 
 

@@ -83,12 +83,39 @@ class SceneReader(ABC):
         yield from self.iter_frames(np.flatnonzero(self.valid))
 
 
+class ImageFilesReader(SceneReader):
+    """A reader whose frames are image files: ``_color_paths`` (N paths), optional
+    ``_depth_paths`` (N paths, depth PNGs in units of 1 / ``depth_shift`` metres)."""
+
+    _color_paths: list[Path]
+    _depth_paths: list[Path] | None = None
+    depth_shift: float = 1000.0
+
+    def frame_files(self, index: int) -> tuple[Path, Path | None]:
+        depth = self._depth_paths[index] if self._depth_paths is not None else None
+        return self._color_paths[index], depth
+
+    def read_frame(self, index: int) -> Frame:
+        from atlas.data.image_io import read_color, read_depth
+
+        color_path, depth_path = self.frame_files(index)
+        depth = read_depth(depth_path, self.depth_shift) if depth_path is not None else None
+        return Frame(
+            read_color(color_path),
+            depth,
+            self.poses[index],
+            self.K_color,
+            self.K_depth,
+            self.frame_ids[index],
+            str(color_path),
+        )
+
+
 class SubsetReader(SceneReader):
     """The frames ``indices`` (positions, increasing) of another reader, as a scene of
     their own (e.g. 7-Scenes frames 400-499 held out from training)."""
 
-    def __init__(self, base: SceneReader, indices: Iterable[int], name: str | None = None
-                 ) -> None:
+    def __init__(self, base: SceneReader, indices: Iterable[int], name: str | None = None) -> None:
         self.base = base
         self.indices = np.asarray(list(indices), dtype=np.int64)
         if len(self.indices) == 0 or self.indices.min() < 0 or self.indices.max() >= len(base):

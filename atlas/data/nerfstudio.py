@@ -55,8 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color, read_depth
+from atlas.data.frames import ImageFilesReader
 from atlas.data.posed_images import IMAGE_SUFFIXES, common_image_size, frame_ids_for, natural_key
 from atlas.geometry.camera import resize_intrinsics
 
@@ -162,7 +161,7 @@ def _has_distortion(params: dict[str, Any], where: str) -> bool:
     return any((_number(params, k, where) or 0.0) != 0.0 for k in _DISTORTION_KEYS)
 
 
-class TransformsJson(SceneReader):
+class TransformsJson(ImageFilesReader):
     """A nerfstudio / instant-ngp capture (format in the module docstring).
 
     path: the ``transforms.json`` file or its folder. K_color: (3, 3) pixels for
@@ -262,20 +261,3 @@ class TransformsJson(SceneReader):
     @property
     def poses(self) -> np.ndarray:
         return self._poses
-
-    def frame_files(self, index: int) -> tuple[Path, Path | None]:
-        depth = self._depth_paths[index] if self._depth_paths is not None else None
-        return self._color_paths[index], depth
-
-    def read_frame(self, index: int) -> Frame:
-        color_path, depth_path = self.frame_files(index)
-        depth = read_depth(depth_path, self.depth_shift) if depth_path is not None else None
-        return Frame(
-            read_color(color_path),
-            depth,
-            self.poses[index],
-            self.K_color,
-            self.K_depth,
-            self.frame_ids[index],
-            str(color_path),
-        )

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color, read_depth, read_intrinsics, read_matrix
+from atlas.data.frames import ImageFilesReader
+from atlas.data.image_io import read_intrinsics, read_matrix
 from atlas.geometry.camera import resize_intrinsics
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -103,7 +103,7 @@ def _list_images(image_dir: Path) -> list[Path]:
     return paths
 
 
-class PosedImagesFolder(SceneReader):
+class PosedImagesFolder(ImageFilesReader):
     """A posed images folder (layout in the module docstring).
 
     K_color: (3, 3) pixels for ``color_size`` (width, height); poses: (N, 4, 4) float64
@@ -153,19 +153,3 @@ class PosedImagesFolder(SceneReader):
         if self._poses is None:
             self._poses = np.stack([read_matrix(p, (4, 4)) for p in self._pose_paths])
         return self._poses
-
-    def frame_files(self, index: int) -> tuple[Path, Path | None]:
-        depth = self._depth_paths[index] if self._depth_paths is not None else None
-        return self._color_paths[index], depth
-
-    def read_frame(self, index: int) -> Frame:
-        color_path, depth_path = self.frame_files(index)
-        return Frame(
-            read_color(color_path),
-            read_depth(depth_path) if depth_path is not None else None,
-            self.poses[index],
-            self.K_color,
-            self.K_depth,
-            self.frame_ids[index],
-            str(color_path),
-        )

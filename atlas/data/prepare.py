@@ -164,8 +164,7 @@ def prepare_scene(
     return summary
 
 
-def _read_frames(reader: SceneReader, indices: np.ndarray, skip_bad: bool,
-                 bad: dict[int, str]):
+def _read_frames(reader: SceneReader, indices: np.ndarray, skip_bad: bool, bad: dict[int, str]):
     """(index, frame) pairs; with ``skip_bad`` an unreadable frame is logged, recorded in
     ``bad`` and skipped (files of random-access readers; a damaged stream still fails)."""
     if reader.sequential:
@@ -206,8 +205,9 @@ def _build(
     indices = np.flatnonzero(valid)
     bad_frames: dict[int, str] = {}
     frames = _read_frames(reader, indices, settings.skip_bad_frames, bad_frames)
-    for index, frame in tqdm(frames, total=len(indices), desc=f"fusing {reader.name}",
-                             unit="frame", leave=False):
+    for index, frame in tqdm(
+        frames, total=len(indices), desc=f"fusing {reader.name}", unit="frame", leave=False
+    ):
         pose = poses[index]
         color = np.asarray(Image.fromarray(frame.color).resize(reader.depth_size, Image.BILINEAR))
         for f in fusions:
@@ -317,8 +317,10 @@ class DatasetSummary:
     failed: dict[str, str]
 
     def lines(self) -> list[str]:
-        out = [f"prepared {len(self.done)}, already done {len(self.skipped)}, "
-               f"failed {len(self.failed)}"]
+        out = [
+            f"prepared {len(self.done)}, already done {len(self.skipped)}, "
+            f"failed {len(self.failed)}"
+        ]
         out += [f"  FAILED {name}: {reason}" for name, reason in self.failed.items()]
         return out
 
@@ -330,8 +332,14 @@ def shard_of(names: list[str], shard: int, num_shards: int) -> list[str]:
     return names[shard::num_shards]
 
 
-def prepare_dataset(dataset, out_dir: str | Path, settings: PrepareSettings, shard: int = 0,
-                    num_shards: int = 1, stop_on_error: bool = False) -> DatasetSummary:
+def prepare_dataset(
+    dataset,
+    out_dir: str | Path,
+    settings: PrepareSettings,
+    shard: int = 0,
+    num_shards: int = 1,
+    stop_on_error: bool = False,
+) -> DatasetSummary:
     """Prepare this shard's scenes of a raw dataset (``atlas.data.datasets``) into
     ``out_dir``, skipping finished ones; a failing scene is reported, not fatal (unless
     ``stop_on_error``)."""

@@ -86,16 +86,19 @@ class PreparedScene:
         scenes' worth, so memory stays bounded over a large dataset)."""
         name = self.index["tsdf"].get(str(voxel_size))
         if name is None:
-            raise ValueError(f"{self.dir}: no ground truth at {voxel_size} m "
-                             f"(has {sorted(self.index['tsdf'])})")
+            raise ValueError(
+                f"{self.dir}: no ground truth at {voxel_size} m (has {sorted(self.index['tsdf'])})"
+            )
         return _load_grid(self.dir / name)
 
     def prior(self, voxel_size: float) -> VoxelGrid:
         """The stereo prior at ``voxel_size`` (see ``PrepareSettings.prior_voxel_size``)."""
         name = self.index.get("prior", {}).get(str(voxel_size))
         if name is None:
-            raise ValueError(f"{self.dir}: no stereo prior at {voxel_size} m; prepare with "
-                             f"prior_voxel_size={voxel_size}")
+            raise ValueError(
+                f"{self.dir}: no stereo prior at {voxel_size} m; prepare with "
+                f"prior_voxel_size={voxel_size}"
+            )
         return _load_grid(self.dir / name)
 
     def observed_bounds(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -109,23 +112,30 @@ def _load_grid(path: Path) -> VoxelGrid:
     return VoxelGrid.load(path)
 
 
-def visible_share(points: np.ndarray, K: np.ndarray, poses: np.ndarray,
-                  size: tuple[int, int]) -> np.ndarray:
+def visible_share(
+    points: np.ndarray, K: np.ndarray, poses: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
     """(V,) share of world points (P, 3) inside each view's image and in front of it."""
     world_to_cam = np.linalg.inv(poses)
     cam = points @ world_to_cam[:, :3, :3].transpose(0, 2, 1) + world_to_cam[:, None, :3, 3]
     z = cam[..., 2]
     uv = cam[..., :2] / np.maximum(z, 1e-6)[..., None] * K[[0, 1], [0, 1]] + K[:2, 2]
-    inside = (z > 0.1) & (uv[..., 0] >= 0) & (uv[..., 0] <= size[0] - 1) & (
-        uv[..., 1] >= 0) & (uv[..., 1] <= size[1] - 1)
+    inside = (
+        (z > 0.1)
+        & (uv[..., 0] >= 0)
+        & (uv[..., 0] <= size[0] - 1)
+        & (uv[..., 1] >= 0)
+        & (uv[..., 1] <= size[1] - 1)
+    )
     return inside.mean(axis=1)
 
 
 class SceneItems(Dataset):
     """Items over prepared scenes; ``train`` picks random crops, else whole scenes."""
 
-    def __init__(self, scene_dirs: list[Path], cfg: ItemConfig, train: bool,
-                 items_per_scene: int = 1) -> None:
+    def __init__(
+        self, scene_dirs: list[Path], cfg: ItemConfig, train: bool, items_per_scene: int = 1
+    ) -> None:
         if not scene_dirs:
             raise ValueError("no prepared scenes for this split")
         self.scenes = [PreparedScene(d) for d in scene_dirs]
@@ -147,8 +157,7 @@ class SceneItems(Dataset):
         if self.train:
             crop_size = np.array(cfg.crop_voxels) * sizes[0]
             lo, hi = scene.observed_bounds(sizes[-1])
-            crop_from_world = random_crop_transform(rng, lo, hi, crop_size, sizes[-1],
-                                                    cfg.rotation)
+            crop_from_world = random_crop_transform(rng, lo, hi, crop_size, sizes[-1], cfg.rotation)
             origin = np.zeros(3)
             shape = np.array(cfg.crop_voxels)
         else:  # the whole scene, padded to a multiple of the coarsest/finest ratio
@@ -171,23 +180,33 @@ class SceneItems(Dataset):
             targets["prior_tsdf"] = torch.from_numpy(tsdf)
             targets["prior_observed"] = torch.from_numpy(observed)
         chosen = self._choose_frames(scene, crop_from_world, targets, sizes, rng)
-        return {**self._views(scene, chosen, crop_from_world),
-                "origin": torch.tensor(origin, dtype=torch.float32),
-                "voxel_size": torch.tensor(sizes[0], dtype=torch.float32),
-                "shape": torch.tensor(shape, dtype=torch.int64),
-                "frame_ids": torch.from_numpy(scene.frame_ids[chosen]),
-                "scene": scene.name, "scene_dir": str(scene.dir), **targets}
+        return {
+            **self._views(scene, chosen, crop_from_world),
+            "origin": torch.tensor(origin, dtype=torch.float32),
+            "voxel_size": torch.tensor(sizes[0], dtype=torch.float32),
+            "shape": torch.tensor(shape, dtype=torch.int64),
+            "frame_ids": torch.from_numpy(scene.frame_ids[chosen]),
+            "scene": scene.name,
+            "scene_dir": str(scene.dir),
+            **targets,
+        }
 
-    def _choose_frames(self, scene: PreparedScene, crop_from_world: np.ndarray,
-                       targets: dict, sizes: tuple[float, ...], rng: np.random.Generator
-                       ) -> np.ndarray:
+    def _choose_frames(
+        self,
+        scene: PreparedScene,
+        crop_from_world: np.ndarray,
+        targets: dict,
+        sizes: tuple[float, ...],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         n = len(scene.frame_ids)
         k = min(self.cfg.n_frames if self.train else self.cfg.val_frames, n)
         if self.cfg.frame_selection == "even" or not self.train:
             return np.linspace(0, n - 1, k).round().astype(int)
         if self.cfg.frame_selection != "random":
-            raise ValueError(f"frame_selection must be random or even, "
-                             f"got {self.cfg.frame_selection!r}")
+            raise ValueError(
+                f"frame_selection must be random or even, got {self.cfg.frame_selection!r}"
+            )
         # Frames that see the crop's observed coarse voxels (a sample of them).
         observed = targets[f"observed_{scale_key(sizes[-1])}"].numpy()
         pts = np.argwhere(observed) * sizes[-1]
@@ -201,8 +220,7 @@ class SceneItems(Dataset):
         pool = seeing if len(seeing) >= k else np.arange(n)
         return np.sort(rng.choice(pool, k, replace=False))
 
-    def _views(self, scene: PreparedScene, chosen: np.ndarray, crop_from_world: np.ndarray
-               ) -> dict:
+    def _views(self, scene: PreparedScene, chosen: np.ndarray, crop_from_world: np.ndarray) -> dict:
         w, h = self.cfg.image_size
         images = []
         for i in chosen:
@@ -220,8 +238,9 @@ class SceneItems(Dataset):
         }
 
 
-def prepared_scene_dirs(prepared_root: str | Path, raw_root: str | Path | None,
-                        split: str | None) -> list[Path]:
+def prepared_scene_dirs(
+    prepared_root: str | Path, raw_root: str | Path | None, split: str | None
+) -> list[Path]:
     """Prepared scenes of a split (names from ``raw_root``'s split list), or all of them
     when ``split`` is None. A scene listed but not prepared is an error naming it."""
     prepared_root = Path(prepared_root)
@@ -230,8 +249,10 @@ def prepared_scene_dirs(prepared_root: str | Path, raw_root: str | Path | None,
     names = read_split(raw_root, split)
     missing = [n for n in names if not is_prepared(prepared_root / n)]
     if missing:
-        raise FileNotFoundError(f"{prepared_root}: scenes of split {split!r} not prepared: "
-                                f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        raise FileNotFoundError(
+            f"{prepared_root}: scenes of split {split!r} not prepared: "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
     return [prepared_root / n for n in names]
 
 
@@ -239,10 +260,17 @@ class ATLASDataModule(pl.LightningDataModule):
     """Train/val loaders over prepared scenes. raw_root holds the split lists; a split of
     None takes every prepared scene."""
 
-    def __init__(self, prepared_root: str, raw_root: str | None = None,
-                 train_split: str | None = "train", val_split: str | None = "val",
-                 item: ItemConfig | None = None, items_per_scene: int = 4,
-                 batch_size: int = 1, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        prepared_root: str,
+        raw_root: str | None = None,
+        train_split: str | None = "train",
+        val_split: str | None = "val",
+        item: ItemConfig | None = None,
+        items_per_scene: int = 4,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         self.prepared_root = prepared_root
         self.raw_root = raw_root
@@ -256,15 +284,25 @@ class ATLASDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.train_set = SceneItems(
             prepared_scene_dirs(self.prepared_root, self.raw_root, self.train_split),
-            self.item, train=True, items_per_scene=self.items_per_scene)
+            self.item,
+            train=True,
+            items_per_scene=self.items_per_scene,
+        )
         self.val_set = SceneItems(
             prepared_scene_dirs(self.prepared_root, self.raw_root, self.val_split),
-            self.item, train=False)
+            self.item,
+            train=False,
+        )
 
     def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, True, self.batch_size)

@@ -139,8 +139,16 @@ def stereo_depths(reader: SceneReader, cfg: StereoConfig, device: str = "cpu") -
     return StereoDepths(used_np, filtered, conf, K, key_poses)
 
 
-def fuse_stereo(result: StereoDepths, cfg: StereoConfig, device: str = "cpu") -> VoxelGrid:
-    """TSDF of the filtered keyframe depths on a grid covering their frusta."""
+def fuse_stereo(
+    result: StereoDepths,
+    cfg: StereoConfig,
+    device: str = "cpu",
+    voxel_size: float | None = None,
+    mode: str = "surface",
+) -> VoxelGrid:
+    """TSDF of the filtered keyframe depths on a grid covering their frusta, at
+    ``voxel_size`` (default ``cfg.voxel_size``; origin a multiple of it) in fusion
+    ``mode``."""
     poses = result.poses.cpu().numpy().astype(np.float64)
     K = result.K.cpu().numpy().astype(np.float64)
     return fuse_depth_frames(
@@ -148,9 +156,10 @@ def fuse_stereo(result: StereoDepths, cfg: StereoConfig, device: str = "cpu") ->
         K,
         poses,
         cfg.image_size,
-        cfg.voxel_size,
+        voxel_size or cfg.voxel_size,
         cfg.max_depth,
         trunc_voxels=cfg.trunc_voxels,
+        mode=mode,
         device=device,
     )
 
@@ -161,18 +170,5 @@ def fuse_prior(
     """The stereo geometry prior for a model: the filtered keyframe depths fused at
     ``voxel_size`` in frustum mode, so space the matched rays crossed is observed as
     free (TSDF 1, weight > 0) and space no matched ray reached stays unobserved
-    (weight 0). The grid covers the keyframes' frusta, origin a multiple of
-    ``voxel_size``."""
-    poses = result.poses.cpu().numpy().astype(np.float64)
-    K = result.K.cpu().numpy().astype(np.float64)
-    return fuse_depth_frames(
-        ((d, None) for d in result.depths),
-        K,
-        poses,
-        cfg.image_size,
-        voxel_size,
-        cfg.max_depth,
-        trunc_voxels=cfg.trunc_voxels,
-        mode="frustum",
-        device=device,
-    )
+    (weight 0)."""
+    return fuse_stereo(result, cfg, device, voxel_size, mode="frustum")
