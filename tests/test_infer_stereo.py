@@ -17,7 +17,7 @@ SCENE = "scene0000_00"
 
 def run_infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "infer.py"), *args],
+        [sys.executable, str(ROOT / "infer.py"), "method=stereo", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
