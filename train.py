@@ -36,6 +36,7 @@ def resolve_ckpt(ckpt_path: str | None, out_dir: str) -> str | None:
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     import pytorch_lightning as pl
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     from pytorch_lightning.callbacks import LearningRateMonitor
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
@@ -55,8 +56,8 @@ def main(cfg: DictConfig) -> None:
             LearningRateMonitor("step"),
         ]
         trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line
         sys.exit(2)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
     best = callbacks[0].best_model_path

@@ -142,7 +142,8 @@ def test_train_cli_writes_checkpoints_and_resumes_at_the_step(prepared, tmp_path
 def test_config_typo_fails_at_start_naming_the_key(prepared, tmp_path):
     result = run_train(prepared, tmp_path / "typo", "+model.model.net.chanels=3")
     assert result.returncode != 0
-    assert "chanels" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "chanels" in last
     assert not (tmp_path / "typo" / "checkpoints").exists()
 
 
