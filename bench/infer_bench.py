@@ -554,6 +554,25 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or a <= 0 else b / a
 
 
+def peak_ratios(a: dict, b: dict) -> dict:
+    """Peak-memory ratios b / a of two cases (total, and above the memory before the
+    measured part), empty when either case failed."""
+    if "error" in a or "error" in b:
+        return {}
+    out = {
+        "rss": ratio(a["peak_rss_gb"], b["peak_rss_gb"]),
+        "rss_above_base": ratio(
+            a["peak_rss_gb"] - a["rss_before_gb"], b["peak_rss_gb"] - b["rss_before_gb"]
+        ),
+        "cuda": ratio(a["cuda_peak_gb"], b["cuda_peak_gb"]),
+    }
+    if a.get("cuda_before_gb") is not None and b.get("cuda_before_gb") is not None:
+        out["cuda_above_base"] = ratio(
+            a["cuda_peak_gb"] - a["cuda_before_gb"], b["cuda_peak_gb"] - b["cuda_before_gb"]
+        )
+    return out
+
+
 def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
     chunk, margin = base["chunk_voxels"], base["chunk_margin"]
     z = MEM_Z
@@ -589,20 +608,8 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
                 f"{r['peak_rss_gb'] - r['rss_before_gb']:>6.2f} {fmt(r['cuda_peak_gb'], '.3f', 6)}"
             )
         a, b = rows["a: 1 tile"], rows["b: 3x3 tiles"]
-        ratios = {}
-        if "error" not in a and "error" not in b:
-            ratios = {
-                "rss": ratio(a["peak_rss_gb"], b["peak_rss_gb"]),
-                "rss_above_base": ratio(
-                    a["peak_rss_gb"] - a["rss_before_gb"], b["peak_rss_gb"] - b["rss_before_gb"]
-                ),
-                "cuda": ratio(a["cuda_peak_gb"], b["cuda_peak_gb"]),
-                "cuda_above_base": None
-                if a["cuda_peak_gb"] is None
-                else ratio(
-                    a["cuda_peak_gb"] - a["cuda_before_gb"], b["cuda_peak_gb"] - b["cuda_before_gb"]
-                ),
-            }
+        ratios = peak_ratios(a, b)
+        if ratios:
             print(
                 f"{device:<6} ratio b/a: peak RSS {ratios['rss']:.2f}, above base "
                 f"{fmt(ratios['rss_above_base'], '.2f', 0)}, cuda {fmt(ratios['cuda'], '.2f', 0)}"
@@ -645,20 +652,13 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
                 f"{fmt(r['cuda_peak_gb'], '.3f', 7)}"
             )
         a, b = rows["1x1"], rows[f"{LAYOUT}x{LAYOUT}"]
-        ratios = {}
-        if "error" not in a and "error" not in b:
-            ratios = {
-                "rss": ratio(a["peak_rss_gb"], b["peak_rss_gb"]),
-                "rss_above_base": ratio(
-                    a["peak_rss_gb"] - a["rss_before_gb"], b["peak_rss_gb"] - b["rss_before_gb"]
-                ),
-                "cuda": ratio(a["cuda_peak_gb"], b["cuda_peak_gb"]),
-            }
+        ratios = peak_ratios(a, b)
+        if ratios:
             print(
                 f"{device:<6} ratio {LAYOUT}x{LAYOUT}/1x1: peak RSS {ratios['rss']:.2f}, "
                 f"above base {fmt(ratios['rss_above_base'], '.2f', 0)}, "
                 f"cuda {fmt(ratios['cuda'], '.2f', 0)}"
-                f"  (full-size feature sum and network input included)"
+                f"  (the prior, frame features and result arrays grow with the scene)"
             )
         out.setdefault(device, {}).update({"reconstruct_volume": rows, "recon_ratio": ratios})
     sys.stdout.flush()
