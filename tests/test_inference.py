@@ -146,3 +146,19 @@ def test_infer_cli_on_raw_7scenes(tmp_path):
     assert summary["mesh_vertices"] > 1000
     for name in ("mesh.ply", "tsdf.npz", "preview.png"):
         assert (out / SEVEN_SCENES.name / name).is_file()
+
+
+def test_views_touching_box_culls_only_views_that_cannot_see_it():
+    from atlas.model.inference import views_touching_box
+
+    K = torch.tensor([[50.0, 0, 39.5], [0, 50, 29.5], [0, 0, 1]])
+    at_origin = torch.cat([K, torch.zeros(3, 1)], 1)  # camera at 0 looking down +z
+    lo, hi = torch.tensor([-0.5, -0.5, 2.0]), torch.tensor([0.5, 0.5, 3.0])
+    shifted = at_origin.clone()
+    shifted[:, 3] = K @ torch.tensor([-20.0, 0, 0])  # box far to the image's left
+    straddling = at_origin.clone()
+    straddling[:, 3] = K @ torch.tensor([0.0, 0, -2.5])  # camera inside the box's depth
+    behind = at_origin.clone()
+    behind[:, 3] = K @ torch.tensor([0.0, 0, -5.0])
+    keep = views_touching_box(torch.stack([at_origin, shifted, straddling, behind]), lo, hi, 80, 60)
+    assert keep.tolist() == [True, False, True, False]

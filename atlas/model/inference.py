@@ -234,6 +234,27 @@ def predict_tiled(
     return tsdf, observed, seen
 
 
+def views_touching_box(
+    projection: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, width: int, height: int
+) -> torch.Tensor:
+    """(V,) bool: views (projection (V, 3, 4) world -> pixels of a width x height map)
+    that may see the world box [lo, hi]. Conservative: a view is dropped only when all
+    8 corners are behind it, or all in front of it and beyond one side of the image."""
+    corners = torch.stack(
+        torch.meshgrid(*[torch.stack([a, b]) for a, b in zip(lo, hi, strict=True)], indexing="ij"),
+        -1,
+    ).reshape(8, 3)
+    cam = projection[:, :, :3] @ corners.T + projection[:, :, 3:]  # (V, 3, 8)
+    z = cam[:, 2]
+    front = z > 1e-6
+    u = cam[:, 0] / z.clamp(min=1e-6)
+    v = cam[:, 1] / z.clamp(min=1e-6)
+    outside = (
+        (u < -0.5).all(1) | (u > width - 0.5).all(1) | (v < -0.5).all(1) | (v > height - 0.5).all(1)
+    )
+    return front.any(1) & ~(front.all(1) & outside)
+
+
 def frame_features(
     reader: SceneReader,
     indices: np.ndarray,
@@ -291,8 +312,13 @@ def reconstruct_volume(
         volume = FeatureVolume(
             origin, grid.voxel_size, shape, net.backbone.out_channels, net.feature_mode
         )
+        lo = torch.tensor(corner, dtype=torch.float32)
+        hi = lo + grid.voxel_size * (torch.tensor(shape, dtype=torch.float32) - 1)
         for feats, proj in features:
-            volume.add(feats, proj)
+            keep = views_touching_box(proj[0].cpu(), lo, hi, feats.shape[-1], feats.shape[-2])
+            if keep.any():
+                idx = torch.nonzero(keep).squeeze(1).to(feats.device)
+                volume.add(feats.index_select(1, idx), proj.index_select(1, idx))
         prior = (
             (None, None)
             if prior_tsdf is None
