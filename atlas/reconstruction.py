@@ -26,7 +26,7 @@ from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.colorize import color_vertices
 from atlas.io_utils import atomic_dir
 from atlas.model.checkpoint import load_model
-from atlas.model.inference import ModelInferenceConfig, chosen_frames, reconstruct_volume
+from atlas.model.inference import ModelInferenceConfig, reconstruct_volume
 from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
 
 
@@ -128,7 +128,7 @@ def reconstruct_model(
     grid, facts = pred.grid, pred.facts
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
-    indices = chosen_frames(reader, cfg)
+    indices = pred.frames
     colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
     rec = _finish(reader, grid, "model", facts, colour, seconds)
     rec.prior = pred.prior

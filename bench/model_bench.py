@@ -251,7 +251,7 @@ def load_module_config(name: str) -> dict:
 
 def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> dict:
     """A batch with the keys of ``atlas.data.training_data`` (training crops: origin 0)."""
-    from atlas.data.training_data import scale_key
+    from atlas.data.prepare import scale_key
 
     g = torch.Generator().manual_seed(0)
     b, n = spec["batch"], spec["frames"]

@@ -29,6 +29,16 @@ class Frame:
     name: str
 
 
+def check_color_size(frame: Frame, size: tuple[int, int]) -> None:
+    """``ValueError`` naming the frame when its colour image is not ``size`` (width,
+    height), the size its sequence declares."""
+    if frame.color.shape[1::-1] != tuple(size):
+        raise ValueError(
+            f"{frame.name}: image is {frame.color.shape[1]}x{frame.color.shape[0]}, "
+            f"the sequence's are {size[0]}x{size[1]}"
+        )
+
+
 class SceneReader(ABC):
     """A recorded scene: cameras available at once (cheap), images streamed per frame.
 

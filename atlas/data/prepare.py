@@ -61,12 +61,17 @@ class PrepareSettings:
     stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
 
 
+def scale_key(voxel_size: float) -> str:
+    """A voxel size's name in files and item keys: centimetres, two digits (0.08 -> 08)."""
+    return f"{round(voxel_size * 100):02d}"
+
+
 def prior_name(voxel_size: float) -> str:
-    return f"prior_{round(voxel_size * 100):02d}.npz"
+    return f"prior_{scale_key(voxel_size)}.npz"
 
 
 def tsdf_name(voxel_size: float) -> str:
-    return f"tsdf_{round(voxel_size * 100):02d}.npz"
+    return f"tsdf_{scale_key(voxel_size)}.npz"
 
 
 def is_prepared(scene_dir: Path) -> bool:

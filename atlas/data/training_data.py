@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from atlas.data.crops import crop_centres, random_crop_transform, sample_grid
 from atlas.data.image_io import read_color
-from atlas.data.prepare import frame_path, is_prepared, load_index
+from atlas.data.prepare import frame_path, is_prepared, load_index, scale_key
 from atlas.data.scannet import read_split
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.voxel_grid import VoxelGrid
@@ -59,10 +59,6 @@ class ItemConfig:
     rotation: str = "any"
     prior: str = "none"
     val_frames: int = 60
-
-
-def scale_key(voxel_size: float) -> str:
-    return f"{round(voxel_size * 100):02d}"
 
 
 class PreparedScene:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.frames import SceneReader
+from atlas.data.frames import SceneReader, check_color_size
 from atlas.geometry import VoxelGrid
 from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
@@ -60,10 +60,12 @@ class ModelInferenceConfig:
 class VolumePrediction:
     """grid: the model's TSDF (unobserved where no view saw or the observed head says no
     scan would see); prior: the stereo prior it was given, on the same grid (None for
-    ``prior=none`` models); facts: frames used, grid, timings."""
+    ``prior=none`` models); frames: (N,) indices of the frames used; facts: frames
+    used, grid, timings."""
 
     grid: VoxelGrid
     prior: VoxelGrid | None
+    frames: np.ndarray
     facts: dict
 
 
@@ -156,12 +158,7 @@ def _image_batches(reader: SceneReader, indices: np.ndarray, size: tuple[int, in
     for frame in tqdm(
         frames, total=len(indices), desc=f"features {reader.name}", unit="frame", leave=False
     ):
-        if frame.color.shape[1::-1] != tuple(reader.color_size):
-            raise ValueError(
-                f"{frame.name}: image is {frame.color.shape[1]}x"
-                f"{frame.color.shape[0]}, the sequence's are "
-                f"{reader.color_size[0]}x{reader.color_size[1]}"
-            )
+        check_color_size(frame, reader.color_size)
         img = Image.fromarray(frame.color).resize(size, Image.BILINEAR)
         images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1))
         poses.append(frame.pose)
@@ -347,4 +344,4 @@ def reconstruct_volume(
             grid.voxel_size,
         )
     result = VoxelGrid(tsdf.cpu().numpy(), seen.float().cpu().numpy(), grid.origin, grid.voxel_size)
-    return VolumePrediction(result, prior, facts)
+    return VolumePrediction(result, prior, indices, facts)

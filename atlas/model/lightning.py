@@ -8,7 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from atlas.data.training_data import scale_key
+from atlas.data.prepare import scale_key
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.evaluation.render import save_preview
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply, write_ply

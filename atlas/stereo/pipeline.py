@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.frames import SceneReader
+from atlas.data.frames import SceneReader, check_color_size
 from atlas.geometry import VoxelGrid, fuse_depth_frames
 from atlas.geometry.camera import scale_intrinsics
 from atlas.stereo.consistency import consistent_votes
@@ -64,12 +64,7 @@ def grey_images(reader: SceneReader, size: tuple[int, int]) -> torch.Tensor:
     for i, frame in tqdm(
         frames, total=len(indices), desc="reading frames", unit="frame", leave=False
     ):
-        if frame.color.shape[1::-1] != tuple(reader.color_size):
-            raise ValueError(
-                f"{frame.name}: image is {frame.color.shape[1]}x"
-                f"{frame.color.shape[0]}, the sequence's are "
-                f"{reader.color_size[0]}x{reader.color_size[1]}"
-            )
+        check_color_size(frame, reader.color_size)
         img = Image.fromarray(frame.color).convert("L")
         out[i] = torch.from_numpy(np.array(img.resize(size, Image.BILINEAR)))
     return out
