@@ -50,7 +50,8 @@ class InferConfig:
     otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one
     sub-folder per scene; device: torch device, ``auto`` for CUDA when available;
     overwrite: redo scenes whose outputs
-    exist."""
+    exist; snapshot_every: also save the meshes of the first k, 2k, ... frames
+    (incremental reconstruction; 0: none)."""
 
     scene: str | None = None
     scenes: list[str] | None = None
@@ -63,6 +64,7 @@ class InferConfig:
     out_dir: str = "outputs/reconstructions"
     device: str = "auto"
     overwrite: bool = False
+    snapshot_every: int = 0
     stereo: StereoConfig = field(default_factory=StereoConfig)
     model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
 

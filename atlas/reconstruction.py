@@ -7,19 +7,27 @@ Python API::
     rec = reconstruct_model(open_scene("path/to/scene"))    # the bundled model
     rec = reconstruct_stereo(open_scene("path/to/scene"))   # no model needed
     save_reconstruction(rec, "outputs/my_scene")
+
+Incremental reconstruction (meshes of the first 50, 100, ... frames)::
+
+    reader = open_scene("path/to/scene")
+    rec = reconstruct_model(reader)
+    add_snapshots(rec, reader, reconstruct_model, every=50)
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-from atlas.data.frames import SceneReader
+from atlas.data.frames import SceneReader, SubsetReader
 from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, VoxelGrid, extract_mesh, write_ply
 from atlas.geometry.camera import scale_intrinsics
@@ -34,13 +42,15 @@ from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
 class Reconstruction:
     """grid: the fused TSDF; mesh: its surface with vertex colours; summary: JSON-ready
     facts (frames used and skipped, bounds, voxel count, timings, method); prior: the
-    stereo prior a model was given (same grid), if any."""
+    stereo prior a model was given (same grid), if any; snapshots: (frames, mesh) of
+    the sequence's first frames (see :func:`add_snapshots`)."""
 
     name: str
     grid: VoxelGrid
     mesh: Mesh
     summary: dict = field(default_factory=dict)
     prior: VoxelGrid | None = None
+    snapshots: list[tuple[int, Mesh]] = field(default_factory=list)
 
 
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
@@ -135,15 +145,52 @@ def reconstruct_model(
     return rec
 
 
+def add_snapshots(
+    rec: Reconstruction,
+    reader: SceneReader,
+    reconstruct: Callable[[SceneReader], Reconstruction],
+    every: int,
+) -> None:
+    """Incremental reconstruction: ``rec.snapshots`` gets the mesh of the first k frames
+    of ``reader`` for k = every, 2 every, ... below its length (``rec``, from all frames,
+    is the last one), made by ``reconstruct`` (e.g. :func:`reconstruct_model`). Each
+    snapshot reconstructs its frames from scratch, so the cost grows as frames^2 / every.
+    A prefix that cannot be reconstructed (e.g. stereo with under two valid frames) is
+    listed in the summary and skipped."""
+    if every < 1:
+        raise ValueError(f"snapshot_every must be a positive number of frames, got {every}")
+    facts = []
+    for k in tqdm(range(every, len(reader), every), desc=f"snapshots {rec.name}", leave=False):
+        try:
+            mesh = reconstruct(SubsetReader(reader, range(k))).mesh
+        except ValueError as err:
+            facts.append({"frames": k, "skipped": str(err)})
+            continue
+        rec.snapshots.append((k, mesh))
+        facts.append({"frames": k, "mesh_vertices": len(mesh.vertices)})
+    rec.summary["snapshots"] = facts
+
+
 def save_reconstruction(rec: Reconstruction, out_dir: str | Path) -> Path:
     """Write mesh.ply, tsdf.npz, preview.png and summary.json into ``out_dir``, all or
-    nothing (built in a hidden folder beside it, then renamed)."""
+    nothing (built in a hidden folder beside it, then renamed); with snapshots, also
+    ``snapshots/frames_<k>.ply`` and snapshots.png (the snapshots and the whole)."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         write_ply(rec.mesh, tmp / "mesh.ply")
         rec.grid.save(tmp / "tsdf.npz")
-        save_preview(
-            [(f"{rec.name} ({rec.summary.get('method', '')})", rec.mesh)], tmp / "preview.png"
-        )
+        title = f"{rec.name} ({rec.summary.get('method', '')})"
+        save_preview([(title, rec.mesh)], tmp / "preview.png")
+        if rec.snapshots:
+            (tmp / "snapshots").mkdir()
+            for k, mesh in rec.snapshots:
+                write_ply(mesh, tmp / "snapshots" / f"frames_{k:05d}.ply")
+            shown = np.linspace(0, len(rec.snapshots) - 1, min(len(rec.snapshots), 4))
+            panels = [
+                (f"first {k} frames", mesh)
+                for k, mesh in (rec.snapshots[i] for i in np.unique(shown.round().astype(int)))
+            ]
+            total = rec.summary.get("frames", "all")
+            save_preview([*panels, (f"all {total} frames", rec.mesh)], tmp / "snapshots.png")
         (tmp / "summary.json").write_text(json.dumps(rec.summary, indent=2))
     return out_dir

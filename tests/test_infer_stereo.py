@@ -66,3 +66,46 @@ def test_bad_inputs_fail_clearly(tmp_path):
     assert not (tmp_path / "nope").exists() and not np.any(
         [p.name.startswith(".") for p in tmp_path.iterdir()]
     )
+
+
+def test_snapshots_follow_the_frames_seen_so_far(small_dataset, tmp_path):
+    """Incremental reconstruction: the snapshot of the first k frames holds only surface
+    those frames see, grows with k, and is saved beside the whole."""
+    import torch
+
+    from atlas.data.frames import SubsetReader
+    from atlas.data.scannet import ScanNetFolder
+    from atlas.geometry.camera import project_points
+    from atlas.reconstruction import add_snapshots, reconstruct_stereo, save_reconstruction
+
+    reader = ScanNetFolder(small_dataset / "scans" / SCENE)
+    rec = reconstruct_stereo(reader)
+    add_snapshots(rec, reader, reconstruct_stereo, every=20)
+    assert [s["frames"] for s in rec.summary["snapshots"]] == [20, 40]
+    sizes = [len(mesh.vertices) for _, mesh in rec.snapshots] + [len(rec.mesh.vertices)]
+    assert sizes[0] > 500 and sizes == sorted(sizes), sizes
+    for k, mesh in rec.snapshots:
+        uv, z = project_points(
+            torch.from_numpy(mesh.vertices).double(),
+            torch.from_numpy(reader.K_color),
+            torch.from_numpy(reader.poses[:k]),
+        )
+        w, h = reader.color_size
+        margin = 0.1 * w  # a voxel's reach beyond the image border
+        inside = (z > 0) & (uv[..., 0] > -margin) & (uv[..., 0] < w + margin)
+        inside &= (uv[..., 1] > -margin) & (uv[..., 1] < h + margin)
+        assert inside.any(0).float().mean() > 0.99, k
+
+    save_reconstruction(rec, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "snapshots").iterdir()) == [
+        "frames_00020.ply",
+        "frames_00040.ply",
+    ]
+    assert len(read_ply(tmp_path / "out" / "snapshots" / "frames_00020.ply").vertices) == sizes[0]
+    assert (tmp_path / "out" / "snapshots.png").is_file()
+
+    first = SubsetReader(reader, range(3))
+    short = reconstruct_stereo(first)
+    add_snapshots(short, first, reconstruct_stereo, every=1)
+    assert "skipped" in short.summary["snapshots"][0]  # one frame: no stereo pair
+    assert short.summary["snapshots"][1]["frames"] == 2

@@ -16,7 +16,13 @@ from atlas.data.synthetic import SceneConfig, write_scene
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import extract_mesh, read_ply
 from atlas.model.config import ModelConfig, build_model
-from atlas.model.inference import ModelInferenceConfig, chosen_frames, reconstruct_volume, tiles
+from atlas.model.inference import (
+    ModelInferenceConfig,
+    chosen_frames,
+    reconstruct_volume,
+    rotation_averaged,
+    tiles,
+)
 from atlas.reconstruction import reconstruct_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +94,28 @@ def test_translation_by_whole_voxels_translates_the_result(scene, tiny_model):
     assert (a.observed == b.observed).mean() > 0.999
     both = a.observed & b.observed
     assert np.abs(a.tsdf - b.tsdf)[both].max() < 0.02
+
+
+def test_rotation_averaging_is_equivariant(tiny_model):
+    """Averaged over four quarter turns, turning the input turns the output the same way
+    (each pass is turned back correctly); one rotation is the plain network."""
+    net, _ = tiny_model
+    torch.manual_seed(1)
+    stem = next(m for m in net.net.modules() if isinstance(m, torch.nn.Conv3d))
+    x = torch.randn(1, stem.in_channels, 16, 24, 8)
+    with torch.no_grad():
+        plain = net.net(x)[0]
+        tsdf1, logits1 = rotation_averaged(net, x, 1)
+        tsdf4, logits4 = rotation_averaged(net, x, 4)
+        turned, turned_logits = rotation_averaged(net, torch.rot90(x, 1, dims=(2, 3)), 4)
+    assert torch.equal(tsdf1, plain.tsdf[0, 0]) and torch.equal(logits1, plain.observed[0, 0])
+    torch.testing.assert_close(turned, torch.rot90(tsdf4, 1, dims=(0, 1)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        turned_logits, torch.rot90(logits4, 1, dims=(0, 1)), atol=1e-5, rtol=0
+    )
+    assert (tsdf4 - tsdf1).abs().max() > 1e-3  # the turns do differ
+    with pytest.raises(ValueError, match="rotations"):
+        rotation_averaged(net, x, 3)
 
 
 def test_frame_choice(scene):

@@ -79,8 +79,14 @@ def load_model(
     except TypeError as err:
         raise ValueError(f"{path}: model config not understood: {err}") from None
     net = build_model(cfg, load_backbone_weights=False)
+    load_weights(net, record["state_dict"], path)
+    return net.to(device).eval(), cfg, record.get("card", {})
+
+
+def load_weights(net: ATLASNet, state: dict, path: str | Path) -> None:
+    """Load ``state`` into ``net``; weights that do not fit it are an error naming the
+    file (``path``) and the first mismatching keys."""
     own = net.state_dict()
-    state = record["state_dict"]
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
@@ -90,4 +96,3 @@ def load_model(
             f"{missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}"
         )
     net.load_state_dict(state)
-    return net.to(device).eval(), cfg, record.get("card", {})

@@ -44,6 +44,8 @@ class ModelInferenceConfig:
     since the last kept one; max_depth: metres, frusta are clipped there;
     chunk_voxels: most finest-scale voxels the 3D network takes at once (tile plus
     margins); chunk_margin: context voxels on each side of a tile (multiple of 4);
+    rotations: 1, or 2 or 4 to average the 3D network over that many quarter turns of
+    its input about +z (test-time augmentation, that many times the 3D part's time);
     stereo: the prior's settings (those the model was trained with)."""
 
     image_size: tuple[int, int] | None = None
@@ -53,6 +55,7 @@ class ModelInferenceConfig:
     max_depth: float = 3.0
     chunk_voxels: int = 128 * 128 * 48
     chunk_margin: int = 16
+    rotations: int = 1
     stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
 
 
@@ -202,13 +205,14 @@ def predict_tiled(
     chunk_voxels: int,
     margin: int,
     progress: bool = False,
+    rotations: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 3D network over a volume of ``shape`` in tiles (see :func:`tiles`).
 
     tile_input(x_slice, y_slice) gives the network input of a tile with its margins,
     (1, C, x, y, Z), and its seen mask (x, y, Z) bool, so only one tile's input exists
-    at a time. Returns the finest TSDF (X, Y, Z), the observed head's mask and the seen
-    mask (both (X, Y, Z) bool)."""
+    at a time; rotations: see :func:`rotation_averaged`. Returns the finest TSDF
+    (X, Y, Z), the observed head's mask and the seen mask (both (X, Y, Z) bool)."""
     if margin % 4:
         raise ValueError(f"chunk_margin must be a multiple of 4, got {margin}")
     tsdf = torch.ones(shape)
@@ -220,15 +224,32 @@ def predict_tiled(
     )
     for cx, cy, mx, my in bar:
         x, tile_seen = tile_input(mx, my)
-        fine = net.net(x)[0]
+        tile_tsdf, tile_logits = rotation_averaged(net, x, rotations)
         core = (
             slice(cx.start - mx.start, cx.stop - mx.start),
             slice(cy.start - my.start, cy.stop - my.start),
         )
-        tsdf[cx, cy] = fine.tsdf[0, 0][core].cpu()
-        observed[cx, cy] = fine.observed[0, 0][core].cpu() > 0
+        tsdf[cx, cy] = tile_tsdf[core].cpu()
+        observed[cx, cy] = tile_logits[core].cpu() > 0
         seen[cx, cy] = tile_seen[core].cpu()
     return tsdf, observed, seen
+
+
+def rotation_averaged(
+    net: ATLASNet, x: torch.Tensor, rotations: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 3D network's finest TSDF and observed logits, both (x, y, Z), for an input
+    x (1, C, x, y, Z), averaged over ``rotations`` (1, 2 or 4) quarter turns of the input
+    about +z, each turned back before averaging (exact re-indexing; the network was
+    trained on crops at any angle about +z)."""
+    if rotations not in (1, 2, 4):
+        raise ValueError(f"rotations must be 1, 2 or 4, got {rotations}")
+    tsdf, logits = 0.0, 0.0
+    for k in range(0, 4, 4 // rotations):
+        fine = net.net(torch.rot90(x, k, dims=(2, 3)))[0]
+        tsdf = tsdf + torch.rot90(fine.tsdf[0, 0], -k, dims=(0, 1))
+        logits = logits + torch.rot90(fine.observed[0, 0], -k, dims=(0, 1))
+    return tsdf / rotations, logits / rotations
 
 
 def views_touching_box(
@@ -325,7 +346,13 @@ def reconstruct_volume(
 
     with torch.no_grad():
         tsdf, observed, seen = predict_tiled(
-            net, grid.shape, tile_input, cfg.chunk_voxels, cfg.chunk_margin, progress=True
+            net,
+            grid.shape,
+            tile_input,
+            cfg.chunk_voxels,
+            cfg.chunk_margin,
+            progress=True,
+            rotations=cfg.rotations,
         )
     t3 = time.perf_counter()
     facts["seen_voxels"] = int(seen.sum())

@@ -12,6 +12,7 @@ from atlas.data.prepare import scale_key
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.evaluation.render import save_preview
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply, write_ply
+from atlas.model.checkpoint import load_weights, read_model_file
 from atlas.model.config import ModelConfig, build_model
 from atlas.model.loss import observed_loss, scale_loss, semantic_loss
 from atlas.model.volume_net import ScaleOutput
@@ -41,7 +42,10 @@ class ATLASModule(pl.LightningModule):
     first; lr, weight_decay: Adam; warmup_steps then cosine decay to ``min_lr_ratio``
     of ``lr`` at the trainer's ``max_steps``; observed_weight: weight of the observed
     head's cross-entropy; semantic_weight: cross-entropy weight
-    when the model has a semantic head; fscore_threshold: metres, validation F-score."""
+    when the model has a semantic head; fscore_threshold: metres, validation F-score;
+    init_weights: a model file or training checkpoint of the same architecture to start
+    from (fine-tuning: fresh optimiser and schedule; ``ckpt_path`` resumption overrides
+    it)."""
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class ATLASModule(pl.LightningModule):
         observed_weight: float = 0.5,
         semantic_weight: float = 0.1,
         fscore_threshold: float = 0.05,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.config = ModelConfig.from_dict(model)
@@ -68,6 +73,7 @@ class ATLASModule(pl.LightningModule):
                 "observed_weight": observed_weight,
                 "semantic_weight": semantic_weight,
                 "fscore_threshold": fscore_threshold,
+                "init_weights": init_weights,
             }
         )
         if len(loss_weights) != len(self.config.voxel_sizes):
@@ -76,6 +82,8 @@ class ATLASModule(pl.LightningModule):
                 f"{self.config.voxel_sizes}, got {list(loss_weights)}"
             )
         self.model = build_model(self.config)
+        if init_weights is not None:
+            load_weights(self.model, read_model_file(init_weights)["state_dict"], init_weights)
         self.loss_weights = tuple(loss_weights)
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, dict, list[ScaleOutput], torch.Tensor]:
