@@ -6,6 +6,9 @@
 
 Prints a Markdown table and, as the last line of stdout, one JSON object of the mean
 metrics. Keys, protocols and outputs: docs/evaluation.md. Logic: atlas/evaluation/.
+Each scene that could not be evaluated also gets one ``error:`` line on stderr (the
+exit code is 1 when all failed); bad settings or an output folder that cannot be
+written stop the run at once (exit code 2).
 """
 
 from __future__ import annotations
@@ -18,11 +21,22 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from atlas.cli import fail, run_cli
 from atlas.evaluation.config import register_configs
 from atlas.evaluation.report import json_safe
 from atlas.evaluation.runner import run
+from atlas.io_utils import check_writable_dir
 
 register_configs()
+
+
+def report_failures(report: Path) -> None:
+    """One ``error: <scene> (<method>): <reason>`` line on stderr per failed row of the
+    JSON report ``report``."""
+    for row in json.loads(report.read_text())["scenes"]:
+        if row["status"] == "failed":
+            reason = " ".join(row["error"].split())
+            print(f"error: {row['scene']} ({row['method']}): {reason}", file=sys.stderr)
 
 
 @hydra.main(config_path="configs", config_name="evaluate", version_base="1.3")
@@ -30,15 +44,15 @@ def main(dict_cfg: DictConfig) -> None:
     cfg = OmegaConf.to_object(dict_cfg)
     out_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
     try:
-        line, table = run(cfg, out_dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        line, table = run(cfg, check_writable_dir(out_dir))
+    except (OSError, ValueError) as err:
+        fail(err)
     print(table, flush=True)
     print(json.dumps(json_safe(line)), flush=True)
+    report_failures(Path(line["report"]))
     if line["n_failed"] == line["n_scenes"]:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -6,19 +6,25 @@
     python infer.py data_root=data/synthetic split=test out_dir=outputs/test
 
 Per scene, ``<out_dir>/<scene>/`` gets mesh.ply (world metres, vertex colours),
-tsdf.npz, preview.png and summary.json, written all at once. A scene that fails is
-reported and the others still run; the exit code is 1 if any failed.
+tsdf.npz, preview.png and summary.json, written all at once (with ``snapshot_every=K``
+also the meshes of the first K, 2K, ... frames under snapshots/, and snapshots.png).
+A scene that fails is reported (one ``error:`` line on stderr naming the file) and the
+others still run; the exit code is 1 if any failed. Bad settings, a model file that does
+not load or an output folder that cannot be written stop the run before any scene (exit
+code 2).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from atlas.cli import fail, one_line, run_cli
 from atlas.config import InferConfig, register_configs, resolve_device
 
 register_configs()
@@ -53,17 +59,25 @@ def main(dict_cfg: DictConfig) -> None:
     from atlas.data.detect import open_scene
     from atlas.data.prepared_reader import PreparedSceneReader
     from atlas.data.scannet import ScanNetFolder, ScanNetSens
-    from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
+    from atlas.io_utils import check_writable_dir
+    from atlas.model.checkpoint import load_model
+    from atlas.reconstruction import (
+        add_snapshots,
+        reconstruct_model,
+        reconstruct_stereo,
+        save_reconstruction,
+    )
 
     cfg: InferConfig = OmegaConf.to_object(dict_cfg)
-    if cfg.method not in ("model", "stereo"):
-        print(f"error: method must be 'model' or 'stereo', got {cfg.method!r}", file=sys.stderr)
-        sys.exit(2)
     try:
+        if cfg.method not in ("model", "stereo"):
+            raise ValueError(f"method must be 'model' or 'stereo', got {cfg.method!r}")
         paths = scene_paths(cfg)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        check_writable_dir(cfg.out_dir)
+        if cfg.method == "model":
+            load_model(cfg.checkpoint)  # a bad model file fails every scene: say so once
+    except (OSError, ValueError) as err:
+        fail(err)
     device = resolve_device(cfg.device)
     failed: dict[str, str] = {}
     for path in paths:
@@ -84,9 +98,12 @@ def main(dict_cfg: DictConfig) -> None:
             alignment = estimate_alignment(reader, up)
             aligned = AlignedReader(reader, alignment)
             if cfg.method == "model":
-                rec = reconstruct_model(aligned, cfg.checkpoint, cfg.model, device)
+                run = partial(reconstruct_model, model=cfg.checkpoint, cfg=cfg.model, device=device)
             else:
-                rec = reconstruct_stereo(aligned, cfg.stereo, device)
+                run = partial(reconstruct_stereo, cfg=cfg.stereo, device=device)
+            rec = run(aligned)
+            if cfg.snapshot_every:
+                add_snapshots(rec, aligned, run, cfg.snapshot_every)
             if scale_warning:
                 rec.summary["scale_warning"] = scale_warning
             rec.summary["alignment"] = {
@@ -95,7 +112,7 @@ def main(dict_cfg: DictConfig) -> None:
             }
             save_reconstruction(rec, out)
         except (OSError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             failed[str(path)] = str(err)
             continue
         s = rec.summary
@@ -108,4 +125,4 @@ def main(dict_cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -57,6 +57,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """``path`` as given when it is a folder this process may write in, or one it could
+    create (its nearest existing ancestor is such a folder); otherwise an ``OSError``
+    naming it. Creates nothing, so a run that fails later leaves no empty folder."""
+    path = Path(path)
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{path}: output folder cannot be made ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: output folder is not writable ({existing} is read-only)")
+    return path
+
+
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

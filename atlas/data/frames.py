@@ -109,9 +109,13 @@ class ImageFilesReader(SceneReader):
         from atlas.data.image_io import read_color, read_depth
 
         color_path, depth_path = self.frame_files(index)
-        depth = read_depth(depth_path, self.depth_shift) if depth_path is not None else None
+        depth = (
+            read_depth(depth_path, self.depth_shift, self.depth_size)
+            if depth_path is not None
+            else None
+        )
         return Frame(
-            read_color(color_path),
+            read_color(color_path, self.color_size),
             depth,
             self.poses[index],
             self.K_color,

@@ -8,16 +8,32 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 
-def read_color(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a JPEG/PNG file."""
+def check_image_size(
+    image: np.ndarray, size: tuple[int, int] | None, path: Path, what: str
+) -> np.ndarray:
+    """``image`` (H, W, ...) unchanged; ``ValueError`` naming ``path`` when ``size``
+    (width, height, the size the scene declares for its ``what`` images) is given and
+    differs."""
+    if size is not None and image.shape[1::-1] != tuple(size):
+        raise ValueError(
+            f"{path}: {what} image is {image.shape[1]}x{image.shape[0]}, "
+            f"the scene's are {size[0]}x{size[1]}"
+        )
+    return image
+
+
+def read_color(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a JPEG/PNG file; with ``size`` (width, height) an image
+    of another size is an error naming the file."""
     path = Path(path)
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            color = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: colour image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: unreadable colour image ({err})") from None
+    return check_image_size(color, size, path, "colour")
 
 
 def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:
@@ -31,8 +47,11 @@ def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:
     return depth
 
 
-def read_depth(path: str | Path, depth_shift: float = 1000.0) -> np.ndarray:
-    """(H, W) float32 metres from a uint16 PNG (``depth_shift`` units per metre)."""
+def read_depth(
+    path: str | Path, depth_shift: float = 1000.0, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """(H, W) float32 metres from a uint16 PNG (``depth_shift`` units per metre); with
+    ``size`` (width, height) a depth map of another size is an error naming the file."""
     path = Path(path)
     try:
         with Image.open(path) as img:
@@ -43,7 +62,7 @@ def read_depth(path: str | Path, depth_shift: float = 1000.0) -> np.ndarray:
         raise ValueError(f"{path}: unreadable depth image ({err})") from None
     if raw.dtype == np.int32 and raw.ndim == 2 and raw.min() >= 0 and raw.max() <= 65535:
         raw = raw.astype(np.uint16)  # some PIL versions open 16-bit PNGs as int32 "I"
-    return decode_depth(raw, depth_shift, str(path))
+    return check_image_size(decode_depth(raw, depth_shift, str(path)), size, path, "depth")
 
 
 def _load_matrix(path: Path, what: str) -> np.ndarray:

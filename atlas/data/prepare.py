@@ -350,6 +350,8 @@ def prepare_dataset(
     ``stop_on_error``)."""
     out_dir = Path(out_dir)
     openers = dict(dataset.scenes())
+    if not openers:
+        raise ValueError(f"{getattr(dataset, 'root', dataset)}: no scenes to prepare")
     names = shard_of(sorted(openers), shard, num_shards)
     summary = DatasetSummary([], [], {})
     for name in tqdm(names, desc="scenes", unit="scene"):

@@ -43,8 +43,8 @@ class PreparedSceneReader(SceneReader):
             raise ValueError(f"{self.dir}: frame {self.frame_ids[index]} was not prepared")
         color_path = frame_path(self.dir, color)
         return Frame(
-            read_color(color_path),
-            read_depth(frame_path(self.dir, depth)) if depth else None,
+            read_color(color_path, self.color_size),
+            read_depth(frame_path(self.dir, depth), size=self.depth_size) if depth else None,
             self._poses[index],
             self.K_color,
             self.K_depth,

@@ -100,9 +100,11 @@ class ScanNetFolder(SceneReader):
     def read_frame(self, index: int) -> Frame:
         frame_id = self.frame_ids[index]
         path = self._color_path(frame_id)
-        depth = read_depth(self._depth_path(frame_id)) if self.has_depth else None
+        depth = (
+            read_depth(self._depth_path(frame_id), size=self.depth_size) if self.has_depth else None
+        )
         return Frame(
-            read_color(path),
+            read_color(path, self.color_size),
             depth,
             self.poses[index],
             self.K_color,

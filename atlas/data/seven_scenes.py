@@ -73,8 +73,8 @@ class SevenScenesFolder(SceneReader):
         frame_id = self.frame_ids[index]
         path = self._color_paths[index]
         return Frame(
-            read_color(path),
-            read_depth(self._path(frame_id, "depth.png")),
+            read_color(path, self.color_size),
+            read_depth(self._path(frame_id, "depth.png"), size=self.depth_size),
             self.poses[index],
             self.K_color,
             self.K_depth,

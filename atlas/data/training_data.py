@@ -49,7 +49,10 @@ class ItemConfig:
     first; rotation: ``none``, ``90`` or ``any`` (about +z); prior: ``stereo`` adds the
     stereo prior
     (``prior_tsdf``, ``prior_observed`` at the finest scale; the scenes must be prepared
-    with ``prior_voxel_size`` equal to it); val_frames: frames of a validation item."""
+    with ``prior_voxel_size`` equal to it); prior_dropout: share of training items whose
+    prior is replaced by an empty one (all unobserved, TSDF 1: what inference gives a
+    single frame or a sequence with no baseline), so the network also learns to work
+    from image features alone; val_frames: frames of a validation item."""
 
     n_frames: int = 20
     frame_selection: str = "random"
@@ -58,6 +61,7 @@ class ItemConfig:
     voxel_sizes: tuple[float, ...] = (0.04, 0.08, 0.16)
     rotation: str = "any"
     prior: str = "none"
+    prior_dropout: float = 0.0
     val_frames: int = 60
 
 
@@ -137,6 +141,8 @@ class SceneItems(Dataset):
         self.scenes = [PreparedScene(d) for d in scene_dirs]
         if cfg.prior not in ("stereo", "none"):
             raise ValueError(f"item prior must be stereo or none, got {cfg.prior!r}")
+        if not 0.0 <= cfg.prior_dropout <= 1.0:
+            raise ValueError(f"item prior_dropout must be in [0, 1], got {cfg.prior_dropout}")
         self.cfg = cfg
         self.train = train
         self.items_per_scene = items_per_scene if train else 1
@@ -173,6 +179,8 @@ class SceneItems(Dataset):
             targets[f"observed_{scale_key(vs)}"] = torch.from_numpy(observed)
         if cfg.prior == "stereo":
             tsdf, observed = sample_grid(scene.prior(sizes[0]), fine_world)
+            if self.train and cfg.prior_dropout > 0 and rng.random() < cfg.prior_dropout:
+                tsdf, observed = np.ones_like(tsdf), np.zeros_like(observed)
             targets["prior_tsdf"] = torch.from_numpy(tsdf)
             targets["prior_observed"] = torch.from_numpy(observed)
         chosen = self._choose_frames(scene, crop_from_world, targets, sizes, rng)
@@ -220,7 +228,8 @@ class SceneItems(Dataset):
         w, h = self.cfg.image_size
         images = []
         for i in chosen:
-            img = Image.fromarray(read_color(scene.colors[i])).resize((w, h), Image.BILINEAR)
+            color = read_color(scene.colors[i], scene.color_size)
+            img = Image.fromarray(color).resize((w, h), Image.BILINEAR)
             images.append(np.asarray(img))
         K = scale_intrinsics(scene.K_color, w / scene.color_size[0], h / scene.color_size[1])
         poses = crop_from_world @ scene.poses[chosen]
@@ -240,9 +249,16 @@ def prepared_scene_dirs(
     """Prepared scenes of a split (names from ``raw_root``'s split list), or all of them
     when ``split`` is None. A scene listed but not prepared is an error naming it."""
     prepared_root = Path(prepared_root)
+    if not prepared_root.is_dir():
+        raise FileNotFoundError(f"{prepared_root}: prepared data folder not found")
     if split is None:
-        return sorted(p for p in prepared_root.iterdir() if is_prepared(p))
+        dirs = sorted(p for p in prepared_root.iterdir() if is_prepared(p))
+        if not dirs:
+            raise ValueError(f"{prepared_root}: no prepared scenes (run prepare.py first)")
+        return dirs
     names = read_split(raw_root, split)
+    if not names:
+        raise ValueError(f"{Path(raw_root) / f'scannetv2_{split}.txt'}: the split lists no scenes")
     missing = [n for n in names if not is_prepared(prepared_root / n)]
     if missing:
         raise FileNotFoundError(
@@ -276,8 +292,14 @@ class ATLASDataModule(pl.LightningDataModule):
         self.items_per_scene = items_per_scene
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.train_set: SceneItems | None = None
+        self.val_set: SceneItems | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        """Open the scenes of both splits (once: ``train.py`` calls this before training
+        to report bad data before anything is written, Lightning again)."""
+        if self.train_set is not None and self.val_set is not None:
+            return
         self.train_set = SceneItems(
             prepared_scene_dirs(self.prepared_root, self.raw_root, self.train_split),
             self.item,

@@ -141,8 +141,8 @@ def load_prediction(path: Path) -> tuple[Mesh, str]:
         return Mesh(np.zeros((0, 3)), np.zeros((0, 3))), f"prediction missing: {path}"
     try:
         mesh = read_ply(path)
-    except ValueError:
-        return Mesh(np.zeros((0, 3)), np.zeros((0, 3))), f"prediction empty: {path}"
+    except ValueError as err:  # empty, truncated or not a mesh: err names the file
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3))), f"prediction unreadable or empty: {err}"
     if mesh.is_empty:
         return mesh, f"prediction has no faces, only its vertices count: {path}"
     return mesh, ""

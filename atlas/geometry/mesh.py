@@ -93,22 +93,110 @@ def write_ply(mesh: Mesh, path: str | Path) -> None:
         f.write(face.tobytes())
 
 
+# Bytes of the PLY scalar types.
+_PLY_TYPE_SIZES = {
+    **dict.fromkeys(("char", "uchar", "int8", "uint8"), 1),
+    **dict.fromkeys(("short", "ushort", "int16", "uint16"), 2),
+    **dict.fromkeys(("int", "uint", "int32", "uint32", "float", "float32"), 4),
+    **dict.fromkeys(("double", "float64"), 8),
+}
+_PLY_HEADER_LIMIT = 65536  # bytes searched for end_header
+
+
+@dataclass
+class PlyHeader:
+    """What a PLY header promises: binary: binary (else ASCII) data; size: bytes of the
+    header; elements: element name -> count (``vertex``, ``face`` ...); min_data_bytes:
+    the least number of data bytes those elements take in a binary file (faces counted
+    as triangles), or None when a property type is unknown."""
+
+    binary: bool
+    size: int
+    elements: dict[str, int]
+    min_data_bytes: int | None
+
+
+def _ply_property_bytes(words: list[str], element: str) -> int:
+    """Least bytes of one ``property`` line's value (a list: its count, and for faces
+    three items). ``KeyError`` for an unknown type."""
+    if words[1] == "list":
+        items = 3 if element == "face" else 0
+        return _PLY_TYPE_SIZES[words[2]] + items * _PLY_TYPE_SIZES[words[3]]
+    return _PLY_TYPE_SIZES[words[1]]
+
+
+def read_ply_header(path: str | Path) -> PlyHeader:
+    """The header of a PLY file; ``ValueError`` naming the file when it is not one."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(_PLY_HEADER_LIMIT)
+    end = head.find(b"end_header")
+    newline = head.find(b"\n", end)
+    if head[:3] != b"ply" or head[3:4] not in (b"\n", b"\r"):
+        raise ValueError(f"{path}: not a PLY file (it does not start with 'ply')")
+    if end < 0 or newline < 0:
+        raise ValueError(f"{path}: truncated PLY file (its header has no end_header line)")
+    binary, elements, min_bytes, element = False, {}, 0, ""
+    try:
+        for words in (line.split() for line in head[:end].decode("ascii").splitlines()):
+            if words[:1] == ["format"]:
+                binary = words[1] != "ascii"
+            elif words[:1] == ["element"]:
+                element, elements[words[1]] = words[1], int(words[2])
+            elif words[:1] == ["property"] and min_bytes is not None:
+                try:
+                    min_bytes += elements[element] * _ply_property_bytes(words, element)
+                except KeyError:
+                    min_bytes = None  # an unknown type: no size check
+    except (UnicodeDecodeError, IndexError, ValueError):
+        raise ValueError(f"{path}: not a readable PLY file (malformed header)") from None
+    return PlyHeader(binary, newline + 1, elements, min_bytes)
+
+
+def _check_ply_length(path: Path, header: PlyHeader) -> None:
+    """``ValueError`` naming the file when it holds less data than its header promises
+    (a truncated file): bytes for binary files, lines for ASCII ones."""
+    if header.binary:
+        have, need = path.stat().st_size - header.size, header.min_data_bytes
+        unit = "bytes"
+    else:
+        with open(path, "rb") as f:
+            f.seek(header.size)
+            have, need = sum(1 for line in f if line.strip()), sum(header.elements.values())
+        unit = "lines"
+    if need is not None and have < need:
+        counts = ", ".join(f"{n} {name}" for name, n in header.elements.items())
+        raise ValueError(
+            f"{path}: truncated PLY file ({have} {unit} of data, its header's {counts} "
+            f"need at least {need})"
+        )
+
+
 def read_ply(path: str | Path) -> Mesh:
     """Read a triangle mesh (any PLY Open3D reads: ascii or binary, with or without colour).
 
-    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or
-    holds no vertices.
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing, not
+    a PLY file, shorter than its header says (truncated) or holds no vertices.
     """
     import open3d as o3d
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mesh file not found")
+    header = read_ply_header(path)
+    _check_ply_length(path, header)
     o3d_mesh = o3d.io.read_triangle_mesh(str(path))
     vertices = np.asarray(o3d_mesh.vertices)
+    triangles = np.asarray(o3d_mesh.triangles)
     if len(vertices) == 0:
         raise ValueError(f"{path}: not a readable mesh (no vertices)")
+    n_vertices, n_faces = header.elements.get("vertex", 0), header.elements.get("face", 0)
+    if len(vertices) != n_vertices or len(triangles) < n_faces:
+        raise ValueError(
+            f"{path}: corrupt PLY file (read {len(vertices)} of {n_vertices} vertices, "
+            f"{len(triangles)} triangles for {n_faces} faces)"
+        )
     colors = None
     if o3d_mesh.has_vertex_colors():
         colors = np.clip(np.rint(np.asarray(o3d_mesh.vertex_colors) * 255), 0, 255)
-    return Mesh(vertices, np.asarray(o3d_mesh.triangles), colors)
+    return Mesh(vertices, triangles, colors)

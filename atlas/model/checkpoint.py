@@ -83,7 +83,7 @@ def load_model(
     return net.to(device).eval(), cfg, record.get("card", {})
 
 
-def load_weights(net: ATLASNet, state: dict, path: str | Path) -> None:
+def load_weights(net: torch.nn.Module, state: dict, path: str | Path) -> None:
     """Load ``state`` into ``net``; weights that do not fit it are an error naming the
     file (``path``) and the first mismatching keys."""
     own = net.state_dict()

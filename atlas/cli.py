@@ -1,0 +1,75 @@
+"""Command-line entry points: bad input or configuration ends the program with one line
+on stderr (``error: ...`` naming the file or key) and a non-zero exit code, not a
+traceback. ``HYDRA_FULL_ERROR=1`` in the environment brings the tracebacks back."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from hydra.errors import HydraException, InstantiationException
+from omegaconf.errors import OmegaConfBaseException
+
+DEBUG_ENV = "HYDRA_FULL_ERROR"
+_DEBUG = os.environ.get(DEBUG_ENV) == "1"  # the user's own setting, read before run_cli's
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message on one line. An error re-raised from a DataLoader worker carries
+    the worker's traceback in its message: only its last line (the error) is kept."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    return " ".join(text.split())
+
+
+def _hydra_text(err: HydraException) -> str:
+    """A Hydra error's message without its advice to append keys (a misspelt key is not
+    one to add) and its config search path."""
+    lines = []
+    for line in str(err).splitlines():
+        if line.startswith("Config search path"):
+            break
+        if not line.startswith("To append to your config"):
+            lines.append(line)
+    return " ".join(" ".join(lines).split())
+
+
+def _message(err: BaseException) -> str:
+    """One line for ``err``: an instantiation error says what its target raised; a config
+    error adds the first line of its cause (which names the key)."""
+    cause = err.__cause__
+    if isinstance(err, InstantiationException) and cause is not None:
+        return one_line(cause)
+    text = _hydra_text(err) if isinstance(err, HydraException) else one_line(err)
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        text += f" ({str(cause).strip().splitlines()[0]})"
+    return text
+
+
+def fail(err: BaseException, code: int = 2) -> NoReturn:
+    """Print ``error: <one line>`` on stderr and exit with ``code`` (re-raise instead
+    when debugging with ``HYDRA_FULL_ERROR=1``)."""
+    if _DEBUG:
+        raise err
+    print(f"error: {_message(err)}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def run_cli(main: Callable[[], None]) -> None:
+    """Run a ``@hydra.main`` function. Config errors (an unknown key, a bad value, a
+    missing config option) and failures to create the run folder end in one line (exit
+    2) instead of Hydra's multi-line report; errors inside ``main`` are its own to report
+    (with :func:`fail`)."""
+    if _DEBUG:
+        main()
+        return
+    os.environ[DEBUG_ENV] = "1"  # Hydra then raises its errors here instead of printing them
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException, OSError) as err:
+        fail(err, 2)
+    finally:
+        os.environ.pop(DEBUG_ENV, None)
