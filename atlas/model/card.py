@@ -77,11 +77,16 @@ def scenes(synthetic: Path, demo: Path, seven_scenes: Path):
 
 
 def evaluate(
-    checkpoint: str | None, synthetic: Path, demo: Path, seven_scenes: Path, picture: Path | None
+    checkpoint: str | None,
+    synthetic: Path,
+    demo: Path,
+    seven_scenes: Path,
+    picture: Path | None,
+    rotations: int = 1,
 ) -> tuple[list[dict], list[dict]]:
     net, cfg, card = load_model(checkpoint)
     image_size = tuple(card.get("image_size", (160, 120)))
-    infer_cfg = ModelInferenceConfig()
+    infer_cfg = ModelInferenceConfig(rotations=rotations)
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, seven_scenes):
         pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size)
@@ -137,14 +142,27 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="pictures go to <stem>_<set>.png",
     )
+    parser.add_argument(
+        "--rotations", type=int, default=1, help="inference's model.rotations (1, 2 or 4)"
+    )
     args = parser.parse_args(argv)
     rows, means = evaluate(
-        args.checkpoint, args.synthetic, args.demo, args.seven_scenes, args.picture
+        args.checkpoint,
+        args.synthetic,
+        args.demo,
+        args.seven_scenes,
+        args.picture,
+        args.rotations,
     )
     with atomic_path(args.out) as tmp:
         tmp.write_text(
             json.dumps(
-                {"checkpoint": args.checkpoint or "bundled", "scenes": rows, "means": means},
+                {
+                    "checkpoint": args.checkpoint or "bundled",
+                    "rotations": args.rotations,
+                    "scenes": rows,
+                    "means": means,
+                },
                 indent=1,
             )
         )
