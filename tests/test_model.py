@@ -2,8 +2,11 @@
 its files load safely."""
 
 import csv
+import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +91,8 @@ def test_overfits_one_crop(prepared):
     assert fscore > 0.8, fscore
 
 
-def run_train(prepared: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [
+def train_command(prepared: Path, out: Path, *overrides: str) -> list[str]:
+    return [
         sys.executable,
         "train.py",
         "experiment=demo",
@@ -104,39 +107,71 @@ def run_train(prepared: Path, out: Path, *overrides: str) -> subprocess.Complete
         "datamodule.item.val_frames=8",
         *overrides,
     ]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_train_cli_writes_checkpoints_and_resumes_at_the_step(prepared, tmp_path):
-    out = tmp_path / "run"
-    first = run_train(
-        prepared,
-        out,
-        "trainer.max_steps=4",
-        "trainer.val_check_interval=4",
-        "checkpoint_last.every_n_train_steps=2",
+def run_train(prepared: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        train_command(prepared, out, *overrides),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert first.returncode == 0, first.stderr[-2000:]
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a training checkpoint, or None while it is missing or unreadable."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError):
+        return None
+
+
+KILL_RUN = (
+    "trainer.max_steps=10",
+    "trainer.val_check_interval=4",
+    "checkpoint_last.every_n_train_steps=2",
+)
+
+
+def test_train_killed_resumes_at_the_step_and_equals_an_uninterrupted_run(prepared, tmp_path):
+    """SIGKILL in the middle of training, then ``ckpt_path=last``: the run goes on from
+    the checkpointed step with the same items, so its weights equal a run never killed."""
+    whole = tmp_path / "whole"
+    result = run_train(prepared, whole, *KILL_RUN)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (whole / "checkpoints" / "best.ckpt").is_file()
+    assert list((whole / "logs" / "val").glob("step_000004/*.png"))
+
+    out = tmp_path / "killed"
     last = out / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] == 4
-    assert (out / "checkpoints" / "best.ckpt").is_file()
-    assert list((out / "logs" / "val").glob("step_000004/*.png"))
-    resumed = run_train(
-        prepared,
-        out,
-        "trainer.max_steps=6",
-        "trainer.val_check_interval=4",
-        "checkpoint_last.every_n_train_steps=2",
-        "ckpt_path=last",
+    proc = subprocess.Popen(
+        train_command(prepared, out, *KILL_RUN),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not (checkpoint_step(last) or 0) >= 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint_step(last)
+    assert killed_at is not None and 2 <= killed_at < 10, killed_at  # killed mid-run
+    resumed = run_train(prepared, out, *KILL_RUN, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(last, weights_only=False)["global_step"] == 6
+    assert checkpoint_step(last) == 10
+    a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(last, weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)
     with open(out / "logs" / "metrics.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert max(steps) >= 4
-    # The exported checkpoint loads as a model.
+    # The checkpoint loads as a model.
     _, cfg, card = load_model(last)
-    assert cfg.backbone.width == 8 and card["global_step"] == 6
+    assert cfg.backbone.width == 8 and card["global_step"] == 10
 
 
 def test_config_typo_fails_at_start_naming_the_key(prepared, tmp_path):

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from atlas.data.crops import sample_grid
 from atlas.data.image_io import read_depth
 from atlas.data.prepare import PrepareSettings, load_index, prepare_scene
+from atlas.data.resumable import ResumableSampler
 from atlas.data.scannet import ScanNetFolder
 from atlas.data.training_data import ATLASDataModule, ItemConfig, SceneItems
 from atlas.geometry import VoxelGrid
@@ -58,9 +60,7 @@ def depth_points_in_item(item: dict, scene_dir) -> np.ndarray:
 
 @pytest.mark.parametrize("rotation", ["none", "90", "any"])
 def test_depth_lands_on_the_target_zero_crossing(prepared, rotation):
-    torch.manual_seed(3)
-    items = SceneItems([prepared / SCENE], item_config(rotation), train=True)
-    item = items[0]
+    item = SceneItems([prepared / SCENE], item_config(rotation), train=True)[(0, 3)]
     target = VoxelGrid(
         item["tsdf_04"].numpy(), item["observed_04"].numpy().astype(np.float32), np.zeros(3), 0.04
     )
@@ -72,8 +72,7 @@ def test_depth_lands_on_the_target_zero_crossing(prepared, rotation):
 
 
 def test_projection_matches_poses_and_intrinsics(prepared):
-    torch.manual_seed(0)
-    item = SceneItems([prepared / SCENE], item_config("any"), train=True)[0]
+    item = SceneItems([prepared / SCENE], item_config("any"), train=True)[(0, 0)]
     P = item["K"] @ torch.linalg.inv(item["poses"])[:, :3]
     torch.testing.assert_close(P, item["projection"], rtol=1e-4, atol=1e-3)
     assert item["images"].shape == (6, 3, 120, 160)
@@ -82,9 +81,7 @@ def test_projection_matches_poses_and_intrinsics(prepared):
 
 def test_ninety_degree_crops_are_exact(prepared):
     """With 90-degree rotations the crop is a pure re-indexing of the ground truth."""
-    torch.manual_seed(5)
-    items = SceneItems([prepared / SCENE], item_config("90"), train=True)
-    item = items[0]
+    item = SceneItems([prepared / SCENE], item_config("90"), train=True)[(0, 5)]
     fine = VoxelGrid.load(prepared / SCENE / "tsdf_04.npz")
     values = set(np.unique(fine.tsdf).tolist())
     crop = item["tsdf_04"].numpy()[item["observed_04"].numpy()]
@@ -93,8 +90,9 @@ def test_ninety_degree_crops_are_exact(prepared):
 
 def test_same_seed_same_items(prepared):
     def first_batch(seed: int) -> dict:
-        pl.seed_everything(seed, verbose=False)
-        dm = ATLASDataModule(str(prepared), None, None, None, item_config("any"), items_per_scene=2)
+        dm = ATLASDataModule(
+            str(prepared), None, None, None, item_config("any"), items_per_scene=2, seed=seed
+        )
         dm.setup()
         return next(iter(dm.train_dataloader()))
 
@@ -141,3 +139,18 @@ def test_prepared_scene_opens_as_a_scene_for_inference(prepared):
     assert frame.color.shape[1::-1] == reader.color_size
     assert frame.depth.shape[::-1] == reader.depth_size and frame.depth.max() > 0.5
     assert reader.gt_mesh_path == prepared / SCENE / "mesh.ply"
+
+
+def test_resumable_order_depends_only_on_seed_and_position():
+    """Starting at position k gives the tail of the stream from 0; each pass over the
+    items is a permutation; ranks of one run draw disjoint positions of one order."""
+    stream = list(itertools.islice(ResumableSampler(5, seed=1), 12))
+    assert list(itertools.islice(ResumableSampler(5, seed=1, start=7), 5)) == stream[7:]
+    for first in (0, 5):
+        assert sorted(i for i, _ in stream[first : first + 5]) == list(range(5))
+    assert len({s for _, s in stream}) == 12  # every item its own seed
+    assert stream != list(itertools.islice(ResumableSampler(5, seed=2), 12))
+    ranks = [list(itertools.islice(ResumableSampler(5, 1, r, 2), 6)) for r in (0, 1)]
+    assert [k for pair in zip(*ranks, strict=True) for k in pair] == stream
+    with pytest.raises(ValueError, match="rank 2"):
+        ResumableSampler(5, 1, rank=2, world_size=2)

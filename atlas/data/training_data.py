@@ -17,8 +17,10 @@ An item is a set of frames and the ground-truth TSDF of a volume they see:
 
 Training items are crops (default 160x160x64 voxels at 4 cm) at a random position and
 rotation about +z; poses and targets are transformed together. Validation items are the
-whole prepared scene, unrotated. Randomness comes from torch's RNG, which Lightning's
-``seed_everything`` and DataLoader workers seed, so a seed fixes every item.
+whole prepared scene, unrotated. A training item's randomness (crop, rotation, frames,
+prior dropout) comes from the item seed of its key (``atlas.data.resumable``): the run's
+seed and the item's position in the run fix every item, so a resumed run draws the
+same items as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from atlas.data.crops import crop_centres, random_crop_transform, sample_grid
 from atlas.data.image_io import read_color
 from atlas.data.prepare import frame_path, is_prepared, load_index, scale_key
+from atlas.data.resumable import ItemKey, ResumableSampler
 from atlas.data.scannet import read_split
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.voxel_grid import VoxelGrid
@@ -150,9 +153,11 @@ class SceneItems(Dataset):
     def __len__(self) -> int:
         return len(self.scenes) * self.items_per_scene
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | ItemKey) -> dict:
+        """Item ``key``: an index (its own seed), or ``(index, item_seed)`` as
+        ``ResumableSampler`` draws them for training."""
+        index, seed = (key, key) if isinstance(key, int) else key
         scene = self.scenes[index % len(self.scenes)]
-        seed = int(torch.randint(0, 2**62, (1,)).item()) if self.train else index
         rng = np.random.default_rng(seed)
         cfg = self.cfg
         sizes = cfg.voxel_sizes
@@ -270,7 +275,11 @@ def prepared_scene_dirs(
 
 class ATLASDataModule(pl.LightningDataModule):
     """Train/val loaders over prepared scenes. raw_root holds the split lists; a split of
-    None takes every prepared scene."""
+    None takes every prepared scene; seed: the training items' order and randomness.
+
+    The training loader is endless (``max_steps`` ends a run) and, on a resumed run,
+    starts at the item after the last one the checkpointed step consumed.
+    """
 
     def __init__(
         self,
@@ -282,6 +291,7 @@ class ATLASDataModule(pl.LightningDataModule):
         items_per_scene: int = 4,
         batch_size: int = 1,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.prepared_root = prepared_root
@@ -292,6 +302,7 @@ class ATLASDataModule(pl.LightningDataModule):
         self.items_per_scene = items_per_scene
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.seed = seed
         self.train_set: SceneItems | None = None
         self.val_set: SceneItems | None = None
 
@@ -312,18 +323,33 @@ class ATLASDataModule(pl.LightningDataModule):
             train=False,
         )
 
-    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True, self.batch_size)
+        """Endless; Lightning builds it after restoring a checkpoint, so the trainer's
+        step says how many items this rank has consumed."""
+        trainer = self.trainer
+        rank, world, start = 0, 1, 0
+        if trainer is not None:
+            rank, world = trainer.global_rank, trainer.world_size
+            start = trainer.global_step * trainer.accumulate_grad_batches * self.batch_size
+        sampler = ResumableSampler(len(self.train_set), self.seed, rank, world, start)
+        return self._loader(self.train_set, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False, 1)  # whole scenes differ in size
+        """Whole scenes, one a batch (they differ in size); split between ranks."""
+        trainer = self.trainer
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:
+            sampler = DistributedSampler(
+                self.val_set, trainer.world_size, trainer.global_rank, shuffle=False
+            )
+        return self._loader(self.val_set, 1, sampler)

@@ -116,15 +116,15 @@ class ATLASModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss, parts, outputs, count = self.losses(batch)
-        self.log("val/loss", loss, batch_size=1)
-        self.log_dict({f"val/{k}": v for k, v in parts.items()}, batch_size=1)
+        self.log("val/loss", loss, batch_size=1, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in parts.items()}, batch_size=1, sync_dist=True)
         grid = prediction_grid(outputs[0], count, batch["origin"], self.config.voxel_sizes[0])
         mesh = extract_mesh(grid)
         gt = read_ply(Path(batch["scene_dir"][0]) / "mesh.ply")
         metrics = mesh_metrics(mesh, gt, self.hparams.fscore_threshold)
-        self.log("val/fscore", metrics["fscore"], batch_size=1, prog_bar=True)
-        self.log("val/acc", min(metrics["acc"], 1.0), batch_size=1)
-        self.log("val/comp", min(metrics["comp"], 1.0), batch_size=1)
+        self.log("val/fscore", metrics["fscore"], batch_size=1, prog_bar=True, sync_dist=True)
+        self.log("val/acc", min(metrics["acc"], 1.0), batch_size=1, sync_dist=True)
+        self.log("val/comp", min(metrics["comp"], 1.0), batch_size=1, sync_dist=True)
         if self.trainer.log_dir and not self.trainer.sanity_checking:
             out = Path(self.trainer.log_dir) / "val" / f"step_{self.global_step:06d}"
             out.mkdir(parents=True, exist_ok=True)
