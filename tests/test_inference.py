@@ -128,21 +128,24 @@ def test_frame_choice(scene):
         chosen_frames(scene, ModelInferenceConfig(frame_stride=0))
 
 
-def test_single_frame_is_reported_not_invented(scene):
-    """One frame gives no stereo prior; the bundled model, trained always with one, then
-    finds no surface. That is reported in the summary, and nothing appears behind the
-    camera. (The inference issue asks for a surface here: not met by this model; see
-    the model card.)"""
+def test_single_frame_gives_a_surface_in_front_of_the_camera(scene):
+    """One frame gives no stereo prior (reported); the bundled model, trained with items
+    whose prior was dropped, still puts a surface in front of that camera and inside its
+    view, from image features alone (its depth is a guess: see the model card)."""
     one = SubsetReader(scene, [0])
     rec = reconstruct_model(one)
     assert rec.summary["frames_used"] == 1
     assert "two frames" in rec.summary["stereo"]["warning"]
-    if rec.mesh.is_empty:
-        assert "empty mesh" in rec.summary["warning"]
-    else:
-        pose = one.poses[0]
-        cam = (rec.mesh.vertices - pose[:3, 3]) @ pose[:3, :3]
-        assert (cam[:, 2] > 0.1).mean() > 0.95
+    assert len(rec.mesh.vertices) > 200, rec.summary
+    pose, K = one.poses[0], one.K_color
+    cam = (rec.mesh.vertices - pose[:3, 3]) @ pose[:3, :3]
+    assert (cam[:, 2] > 0.1).mean() > 0.99
+    u = cam[:, 0] / cam[:, 2] * K[0, 0] + K[0, 2]
+    v = cam[:, 1] / cam[:, 2] * K[1, 1] + K[1, 2]
+    w, h = one.color_size
+    margin = 0.1 * w  # a voxel's reach beyond the image border
+    inside = (u > -margin) & (u < w + margin) & (v > -margin) & (v < h + margin)
+    assert inside.mean() > 0.95
 
 
 def test_bundled_model_beats_its_stereo_prior_on_an_unseen_room(scene):
