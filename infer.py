@@ -6,7 +6,8 @@
     python infer.py data_root=data/synthetic split=test out_dir=outputs/test
 
 Per scene, ``<out_dir>/<scene>/`` gets mesh.ply (world metres, vertex colours),
-tsdf.npz, preview.png and summary.json, written all at once (with ``snapshot_every=K``
+tsdf.npz, preview.png and summary.json (and semantics.npz for a model with a semantic
+head), written all at once (with ``snapshot_every=K``
 also the meshes of the first K, 2K, ... frames under snapshots/, and snapshots.png).
 A scene that fails is reported (one ``error:`` line on stderr naming the file) and the
 others still run; the exit code is 1 if any failed. Bad settings, a model file that does

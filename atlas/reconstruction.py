@@ -43,7 +43,8 @@ class Reconstruction:
     """grid: the fused TSDF; mesh: its surface with vertex colours; summary: JSON-ready
     facts (frames used and skipped, bounds, voxel count, timings, method); prior: the
     stereo prior a model was given (same grid), if any; snapshots: (frames, mesh) of
-    the sequence's first frames (see :func:`add_snapshots`)."""
+    the sequence's first frames (see :func:`add_snapshots`); labels: semantic classes of
+    a model with a semantic head, else None."""
 
     name: str
     grid: VoxelGrid
@@ -51,6 +52,24 @@ class Reconstruction:
     summary: dict = field(default_factory=dict)
     prior: VoxelGrid | None = None
     snapshots: list[tuple[int, Mesh]] = field(default_factory=list)
+    labels: SemanticLabels | None = None
+
+
+@dataclass
+class SemanticLabels:
+    """voxels: (X, Y, Z) int16 class per voxel of the reconstruction's grid, -1 where
+    unobserved; vertices: (V,) int16 class of each mesh vertex (its nearest voxel's)."""
+
+    voxels: np.ndarray
+    vertices: np.ndarray
+
+    @classmethod
+    def from_volume(cls, labels: np.ndarray, grid: VoxelGrid, mesh: Mesh) -> SemanticLabels:
+        """From per-voxel classes ``labels`` (X, Y, Z) on ``grid`` and its ``mesh``."""
+        voxels = np.where(grid.observed, labels, -1).astype(np.int16)
+        ijk = np.rint((mesh.vertices - grid.origin) / grid.voxel_size).astype(np.int64)
+        ijk = np.clip(ijk, 0, np.array(grid.shape) - 1)
+        return cls(voxels, labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]].astype(np.int16))
 
 
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
@@ -142,6 +161,9 @@ def reconstruct_model(
     colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
     rec = _finish(reader, grid, "model", facts, colour, seconds)
     rec.prior = pred.prior
+    if pred.labels is not None:
+        rec.labels = SemanticLabels.from_volume(pred.labels, grid, rec.mesh)
+        rec.summary["semantic_classes"] = model_cfg.net.semantic_classes
     return rec
 
 
@@ -173,12 +195,18 @@ def add_snapshots(
 
 def save_reconstruction(rec: Reconstruction, out_dir: str | Path) -> Path:
     """Write mesh.ply, tsdf.npz, preview.png and summary.json into ``out_dir``, all or
-    nothing (built in a hidden folder beside it, then renamed); with snapshots, also
-    ``snapshots/frames_<k>.ply`` and snapshots.png (the snapshots and the whole)."""
+    nothing (built in a hidden folder beside it, then renamed); with semantic labels,
+    also semantics.npz (``voxels``, ``vertices``: see :class:`SemanticLabels`); with
+    snapshots, also ``snapshots/frames_<k>.ply`` and snapshots.png (the snapshots and the
+    whole)."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         write_ply(rec.mesh, tmp / "mesh.ply")
         rec.grid.save(tmp / "tsdf.npz")
+        if rec.labels is not None:
+            np.savez_compressed(
+                tmp / "semantics.npz", voxels=rec.labels.voxels, vertices=rec.labels.vertices
+            )
         title = f"{rec.name} ({rec.summary.get('method', '')})"
         save_preview([(title, rec.mesh)], tmp / "preview.png")
         if rec.snapshots:

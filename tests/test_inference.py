@@ -17,6 +17,7 @@ from atlas.data.scannet import ScanNetFolder
 from atlas.data.synthetic import SceneConfig, write_scene
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply
+from atlas.model.checkpoint import save_model
 from atlas.model.config import ModelConfig, build_model
 from atlas.model.inference import (
     ModelInferenceConfig,
@@ -25,7 +26,7 @@ from atlas.model.inference import (
     rotation_averaged,
     tiles,
 )
-from atlas.reconstruction import reconstruct_model
+from atlas.reconstruction import reconstruct_model, save_reconstruction
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
@@ -98,26 +99,64 @@ def test_translation_by_whole_voxels_translates_the_result(scene, tiny_model):
     assert np.abs(a.tsdf - b.tsdf)[both].max() < 0.02
 
 
-def test_rotation_averaging_is_equivariant(tiny_model):
-    """Averaged over four quarter turns, turning the input turns the output the same way
-    (each pass is turned back correctly); one rotation is the plain network."""
-    net, _ = tiny_model
+@pytest.fixture(scope="module")
+def semantic_model():
+    """The tiny network with a 5-class semantic head, random weights; its observed head
+    says every voxel some view saw would be observed, so labels and a mesh exist."""
+    torch.manual_seed(2)
+    cfg = ModelConfig.from_dict({**TINY, "net": {**TINY["net"], "semantic_classes": 5}})
+    net = build_model(cfg).eval()
+    with torch.no_grad():
+        net.net.observed_head.bias.fill_(10.0)
+    return net, cfg
+
+
+def test_rotation_averaging_is_equivariant(semantic_model):
+    """Averaged over four quarter turns, turning the input turns every output the same
+    way (each pass is turned back correctly); one rotation is the plain network."""
+    net, _ = semantic_model
     torch.manual_seed(1)
     stem = next(m for m in net.net.modules() if isinstance(m, torch.nn.Conv3d))
     x = torch.randn(1, stem.in_channels, 16, 24, 8)
     with torch.no_grad():
         plain = net.net(x)[0]
-        tsdf1, logits1 = rotation_averaged(net, x, 1)
-        tsdf4, logits4 = rotation_averaged(net, x, 4)
-        turned, turned_logits = rotation_averaged(net, torch.rot90(x, 1, dims=(2, 3)), 4)
+        tsdf1, logits1, sem1 = rotation_averaged(net, x, 1)
+        tsdf4, logits4, sem4 = rotation_averaged(net, x, 4)
+        turned = rotation_averaged(net, torch.rot90(x, 1, dims=(2, 3)), 4)
     assert torch.equal(tsdf1, plain.tsdf[0, 0]) and torch.equal(logits1, plain.observed[0, 0])
-    torch.testing.assert_close(turned, torch.rot90(tsdf4, 1, dims=(0, 1)), atol=1e-5, rtol=0)
-    torch.testing.assert_close(
-        turned_logits, torch.rot90(logits4, 1, dims=(0, 1)), atol=1e-5, rtol=0
-    )
+    assert torch.equal(sem1, plain.semantic[0]) and sem4.shape == (5, 16, 24, 8)
+    dims_of = ((0, 1), (0, 1), (1, 2))
+    for out, ref, dims in zip(turned, (tsdf4, logits4, sem4), dims_of, strict=True):
+        torch.testing.assert_close(out, torch.rot90(ref, 1, dims=dims), atol=1e-5, rtol=0)
     assert (tsdf4 - tsdf1).abs().max() > 1e-3  # the turns do differ
     with pytest.raises(ValueError, match="rotations"):
         rotation_averaged(net, x, 3)
+
+
+def test_semantic_labels_are_tiled_and_saved(scene, semantic_model, tmp_path):
+    """A model with a semantic head labels every voxel (the argmax of its head, the same
+    tiled or whole) and every mesh vertex; both are saved in semantics.npz."""
+    net, cfg = semantic_model
+    whole = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60))
+    X, Y, Z = whole.grid.shape
+    assert whole.labels.shape == (X, Y, Z) and set(np.unique(whole.labels)) <= set(range(5))
+    assert len(np.unique(whole.labels[whole.grid.observed])) > 1
+    small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
+    chunked = reconstruct_volume(scene, net, cfg, small, (80, 60))
+    observed = whole.grid.observed
+    assert (chunked.labels[observed] == whole.labels[observed]).mean() > 0.999
+
+    path = save_model(net, cfg, tmp_path / "semantic.pt")
+    rec = reconstruct_model(scene, path)
+    assert rec.summary["semantic_classes"] == 5
+    save_reconstruction(rec, tmp_path / "out")
+    with np.load(tmp_path / "out" / "semantics.npz") as f:
+        voxels, vertices = f["voxels"], f["vertices"]
+    grid = rec.grid
+    np.testing.assert_array_equal(voxels[~grid.observed], -1)
+    assert len(vertices) == len(rec.mesh.vertices) > 0
+    ijk = np.rint((rec.mesh.vertices - grid.origin) / grid.voxel_size).astype(int)
+    np.testing.assert_array_equal(vertices, whole.labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]])
 
 
 def test_frame_choice(scene):

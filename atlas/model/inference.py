@@ -64,12 +64,14 @@ class VolumePrediction:
     """grid: the model's TSDF (unobserved where no view saw or the observed head says no
     scan would see); prior: the stereo prior it was given, on the same grid (None for
     ``prior=none`` models); frames: (N,) indices of the frames used; facts: frames
-    used, grid, timings."""
+    used, grid, timings; labels: (X, Y, Z) int64 semantic class per voxel of ``grid``,
+    for a model with a semantic head, else None."""
 
     grid: VoxelGrid
     prior: VoxelGrid | None
     frames: np.ndarray
     facts: dict
+    labels: np.ndarray | None = None
 
 
 @dataclass
@@ -197,6 +199,19 @@ def tiles(
     return out
 
 
+@dataclass
+class TiledPrediction:
+    """The 3D network over a whole volume: tsdf (X, Y, Z) finest TSDF; observed (X, Y, Z)
+    bool, the observed head's mask; seen (X, Y, Z) bool, voxels some view saw; labels
+    (X, Y, Z) int64 semantic class per voxel (argmax of the semantic head), or None for a
+    model without one."""
+
+    tsdf: torch.Tensor
+    observed: torch.Tensor
+    seen: torch.Tensor
+    labels: torch.Tensor | None
+
+
 @torch.no_grad()
 def predict_tiled(
     net: ATLASNet,
@@ -206,25 +221,25 @@ def predict_tiled(
     margin: int,
     progress: bool = False,
     rotations: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> TiledPrediction:
     """The 3D network over a volume of ``shape`` in tiles (see :func:`tiles`).
 
     tile_input(x_slice, y_slice) gives the network input of a tile with its margins,
     (1, C, x, y, Z), and its seen mask (x, y, Z) bool, so only one tile's input exists
-    at a time; rotations: see :func:`rotation_averaged`. Returns the finest TSDF
-    (X, Y, Z), the observed head's mask and the seen mask (both (X, Y, Z) bool)."""
+    at a time; rotations: see :func:`rotation_averaged`."""
     if margin % 4:
         raise ValueError(f"chunk_margin must be a multiple of 4, got {margin}")
     tsdf = torch.ones(shape)
     observed = torch.zeros(shape, dtype=torch.bool)
     seen = torch.zeros(shape, dtype=torch.bool)
+    labels = torch.zeros(shape, dtype=torch.int64) if net.net.semantic is not None else None
     parts = tiles(shape, chunk_voxels, margin)
     bar = tqdm(
         parts, desc="3D network", unit="tile", leave=False, disable=not progress or len(parts) == 1
     )
     for cx, cy, mx, my in bar:
         x, tile_seen = tile_input(mx, my)
-        tile_tsdf, tile_logits = rotation_averaged(net, x, rotations)
+        tile_tsdf, tile_logits, tile_semantic = rotation_averaged(net, x, rotations)
         core = (
             slice(cx.start - mx.start, cx.stop - mx.start),
             slice(cy.start - my.start, cy.stop - my.start),
@@ -232,24 +247,32 @@ def predict_tiled(
         tsdf[cx, cy] = tile_tsdf[core].cpu()
         observed[cx, cy] = tile_logits[core].cpu() > 0
         seen[cx, cy] = tile_seen[core].cpu()
-    return tsdf, observed, seen
+        if labels is not None:
+            labels[cx, cy] = tile_semantic[:, core[0], core[1]].argmax(0).cpu()
+    return TiledPrediction(tsdf, observed, seen, labels)
 
 
 def rotation_averaged(
     net: ATLASNet, x: torch.Tensor, rotations: int = 1
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 3D network's finest TSDF and observed logits, both (x, y, Z), for an input
-    x (1, C, x, y, Z), averaged over ``rotations`` (1, 2 or 4) quarter turns of the input
-    about +z, each turned back before averaging (exact re-indexing; the network was
-    trained on crops at any angle about +z)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The 3D network's finest TSDF and observed logits, both (x, y, Z), and semantic
+    logits (classes, x, y, Z) or None, for an input x (1, C, x, y, Z), averaged over
+    ``rotations`` (1, 2 or 4) quarter turns of the input about +z, each turned back
+    before averaging (exact re-indexing; the network was trained on crops at any angle
+    about +z)."""
     if rotations not in (1, 2, 4):
         raise ValueError(f"rotations must be 1, 2 or 4, got {rotations}")
-    tsdf, logits = 0.0, 0.0
+    tsdf, logits, semantic = 0.0, 0.0, None
     for k in range(0, 4, 4 // rotations):
         fine = net.net(torch.rot90(x, k, dims=(2, 3)))[0]
         tsdf = tsdf + torch.rot90(fine.tsdf[0, 0], -k, dims=(0, 1))
         logits = logits + torch.rot90(fine.observed[0, 0], -k, dims=(0, 1))
-    return tsdf / rotations, logits / rotations
+        if fine.semantic is not None:
+            turned = torch.rot90(fine.semantic[0], -k, dims=(1, 2))
+            semantic = turned if semantic is None else semantic + turned
+    if semantic is not None:
+        semantic = semantic / rotations
+    return tsdf / rotations, logits / rotations, semantic
 
 
 def views_touching_box(
@@ -345,7 +368,7 @@ def reconstruct_volume(
         return net.volume_input(volume, *prior), volume.count[0, 0] > 0
 
     with torch.no_grad():
-        tsdf, observed, seen = predict_tiled(
+        pred = predict_tiled(
             net,
             grid.shape,
             tile_input,
@@ -355,8 +378,8 @@ def reconstruct_volume(
             rotations=cfg.rotations,
         )
     t3 = time.perf_counter()
-    facts["seen_voxels"] = int(seen.sum())
-    seen &= observed
+    facts["seen_voxels"] = int(pred.seen.sum())
+    seen = pred.seen & pred.observed
     facts["seconds"] = {
         "stereo_prior": round(t1 - t0, 2),
         "features_2d": round(t2 - t1, 2),
@@ -370,5 +393,6 @@ def reconstruct_volume(
             grid.origin,
             grid.voxel_size,
         )
-    result = VoxelGrid(tsdf.cpu().numpy(), seen.float().cpu().numpy(), grid.origin, grid.voxel_size)
-    return VolumePrediction(result, prior, indices, facts)
+    result = VoxelGrid(pred.tsdf.numpy(), seen.float().numpy(), grid.origin, grid.voxel_size)
+    labels = None if pred.labels is None else pred.labels.numpy()
+    return VolumePrediction(result, prior, indices, facts, labels)
