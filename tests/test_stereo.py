@@ -85,5 +85,7 @@ def test_image_of_another_size_is_named(small_dataset, tmp_path):
     scene = tmp_path / SCENE
     shutil.copytree(small_dataset / "scans" / SCENE, scene)
     Image.new("RGB", (100, 80)).save(scene / "color" / "7.jpg")
-    with pytest.raises(ValueError, match=r"7\.jpg: colour image is 100x80, the scene.s are 320x240"):
+    with pytest.raises(
+        ValueError, match=r"7\.jpg: colour image is 100x80, the scene.s are 320x240"
+    ):
         stereo_depths(ScanNetFolder(scene), StereoConfig())
