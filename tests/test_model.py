@@ -2,6 +2,7 @@
 its files load safely."""
 
 import csv
+import os
 import pickle
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from atlas.model.lightning import ATLASModule, prediction_grid
 from atlas.stereo.pipeline import StereoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_COMPILE = {**os.environ, "ATLAS_COMPILE": "0"}  # no compile warm-up per process
 SIZES = (0.08, 0.16, 0.32)
 SMALL_MODEL = {
     "backbone": {"depth": 18, "width": 8, "out_channels": 8},
@@ -113,6 +115,7 @@ def run_train(prepared: Path, out: Path, *overrides: str) -> subprocess.Complete
     return subprocess.run(
         train_command(prepared, out, *overrides),
         cwd=ROOT,
+        env=NO_COMPILE,
         capture_output=True,
         text=True,
         timeout=600,
@@ -148,6 +151,7 @@ def test_train_killed_resumes_at_the_step_and_equals_an_uninterrupted_run(prepar
     proc = subprocess.Popen(
         train_command(prepared, out, *KILL_RUN),
         cwd=ROOT,
+        env=NO_COMPILE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
