@@ -156,7 +156,7 @@ class SceneItems(Dataset):
     def __getitem__(self, key: int | ItemKey) -> dict:
         """Item ``key``: an index (its own seed), or ``(index, item_seed)`` as
         ``ResumableSampler`` draws them for training."""
-        index, seed = (key, key) if isinstance(key, int) else key
+        index, seed = key if isinstance(key, tuple) else (int(key), int(key))
         scene = self.scenes[index % len(self.scenes)]
         rng = np.random.default_rng(seed)
         cfg = self.cfg
