@@ -326,6 +326,37 @@ distance to the ground truth (`atlas` protocol, 0 to {100 * PlotConfig().color_m
     return md_table
 
 
+README_START, README_END = "<!-- real-data-table: start -->", "<!-- real-data-table: end -->"
+README_ROWS = {
+    MODEL: "bundled model",
+    PRIOR: "its stereo prior alone",
+    STEREO: "`method=stereo` (no model)",
+    FUSION: "depth fusion of the Kinect depth (RGB-D, upper bound)",
+}
+
+
+def readme_table(methods: dict[str, dict]) -> str:
+    """The README's table: F@5cm of every method under every protocol."""
+    lines = ["| method (RGB only unless said) | " + " | ".join(PROTOCOL_NAMES) + " |",
+             "|---|" + "---|" * len(PROTOCOL_NAMES)]  # fmt: skip
+    for method, m in methods.items():
+        scores = " | ".join(f"{m['metrics'][p]['fscore']:.3f}" for p in PROTOCOL_NAMES)
+        lines.append(f"| {README_ROWS[method]} ({m['voxel_size']} m) | {scores} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path: Path, table_text: str) -> None:
+    """Replace the block between the README's real-data markers with ``table_text``; a
+    README without both markers is an error naming it."""
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path}: no '{README_START}' ... '{README_END}' block to update")
+    head = text[: start + len(README_START)]
+    with atomic_path(path) as tmp:
+        tmp.write_text(f"{head}\n{table_text}{text[end:]}")
+
+
 def write_json(path: Path, scan: Scan, methods: dict[str, dict], facts: dict) -> None:
     """docs/real_data.json: every metric of every method and protocol, and the setup."""
     index = load_index(scan.reader.dir)
@@ -423,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="prepared-scene root (prepare.py data=7scenes's)")  # fmt: skip
     parser.add_argument("--docs", default=ROOT / "docs", type=Path,
                         help="where real_data.{md,json} and real_data_7scenes.png go")  # fmt: skip
+    parser.add_argument("--readme", default=ROOT / "README.md", type=Path,
+                        help="README whose real-data table block is rewritten")  # fmt: skip
     parser.add_argument("--eval-stride", default=5, type=int,
                         help="use every n-th camera (evaluate.py frame_stride)")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda")
@@ -478,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     md_table = write_markdown(docs / "real_data.md", scan, methods, facts)
     write_json(docs / "real_data.json", scan, methods, facts)
     save_picture(docs / "real_data_7scenes.png", scan.gt, methods, distances)
-    log(f"wrote {docs / 'real_data.md'}, real_data.json, real_data_7scenes.png; "
+    update_readme(args.readme, readme_table(methods))
+    log(f"wrote {docs / 'real_data.md'}, real_data.json, real_data_7scenes.png, the "
+        f"table in {args.readme}; "
         f"reconstructions and error meshes under {out}")  # fmt: skip
     print()
     print(md_table, end="")
