@@ -59,7 +59,7 @@ from atlas.evaluation.protocols import PROTOCOLS, CulledProtocol, MeshProtocol, 
 from atlas.evaluation.render import preview_camera, render_mesh
 from atlas.evaluation.report import json_safe
 from atlas.evaluation.views import Views, fuse_depth_maps
-from atlas.evaluation.visibility import VisibilityMask, visibility_mask
+from atlas.evaluation.visibility import VisibilityMask, mesh_visibility_mask
 from atlas.geometry import Mesh, extract_mesh, read_ply
 from atlas.io_utils import atomic_path
 from atlas.model.inference import ModelInferenceConfig
@@ -139,16 +139,9 @@ class Scan:
             yield frame.depth
 
     def visibility(self, protocol: CulledProtocol) -> VisibilityMask:
-        """The ``culled`` mask from the measured depth, over the ground truth's box
-        padded by the margin plus one voxel (as ``mesh_visibility_mask``)."""
-        pad = protocol.mask_margin + protocol.mask_voxel_size
-        return visibility_mask(
-            self.depths(),
-            self.views,
-            self.gt.vertices.min(axis=0) - pad,
-            self.gt.vertices.max(axis=0) + pad,
-            protocol.mask_voxel_size,
-            protocol.mask_margin,
+        """The ``culled`` mask from the measured depth, over the ground truth's box."""
+        return mesh_visibility_mask(
+            self.gt, self.views, protocol.mask_voxel_size, protocol.mask_margin, self.depths()
         )
 
 

@@ -107,15 +107,23 @@ def visibility_mask(
 
 
 def mesh_visibility_mask(
-    mesh: Mesh, views: Views, voxel_size: float = 0.04, margin: float = 0.06
+    mesh: Mesh,
+    views: Views,
+    voxel_size: float = 0.04,
+    margin: float = 0.06,
+    depths: Iterable[np.ndarray] | None = None,
 ) -> VisibilityMask:
-    """:func:`visibility_mask` from the mesh's own rendered depth (rays that miss it
-    see through), over the mesh's bounding box padded by ``margin`` plus one voxel."""
+    """:func:`visibility_mask` over the mesh's bounding box padded by ``margin`` plus one
+    voxel, from ``depths`` (one measured (H, W) map per view, e.g. the scan's RGB-D
+    depth) or by default from the mesh's own rendered depth (rays that miss it see
+    through)."""
     if len(mesh.vertices) == 0:
         raise ValueError("cannot make a visibility mask from an empty mesh")
+    if depths is None:
+        depths = (np.where(d > 0, d, np.inf) for d in render_depths(mesh, views))
     pad = margin + voxel_size
     return visibility_mask(
-        (np.where(d > 0, d, np.inf) for d in render_depths(mesh, views)),
+        depths,
         views,
         mesh.vertices.min(axis=0) - pad,
         mesh.vertices.max(axis=0) + pad,

@@ -64,7 +64,7 @@ class VolumePrediction:
     """grid: the model's TSDF (unobserved where no view saw or the observed head says no
     scan would see); prior: the stereo prior it was given, on the same grid (None for
     ``prior=none`` models); frames: (N,) indices of the frames used; facts: frames
-    used, grid, timings; labels: (X, Y, Z) int64 semantic class per voxel of ``grid``,
+    used, grid, timings; labels: (X, Y, Z) int16 semantic class per voxel of ``grid``,
     for a model with a semantic head, else None."""
 
     grid: VoxelGrid
@@ -203,7 +203,7 @@ def tiles(
 class TiledPrediction:
     """The 3D network over a whole volume: tsdf (X, Y, Z) finest TSDF; observed (X, Y, Z)
     bool, the observed head's mask; seen (X, Y, Z) bool, voxels some view saw; labels
-    (X, Y, Z) int64 semantic class per voxel (argmax of the semantic head), or None for a
+    (X, Y, Z) int16 semantic class per voxel (argmax of the semantic head), or None for a
     model without one."""
 
     tsdf: torch.Tensor
@@ -232,7 +232,7 @@ def predict_tiled(
     tsdf = torch.ones(shape)
     observed = torch.zeros(shape, dtype=torch.bool)
     seen = torch.zeros(shape, dtype=torch.bool)
-    labels = torch.zeros(shape, dtype=torch.int64) if net.net.semantic is not None else None
+    labels = torch.zeros(shape, dtype=torch.int16) if net.net.semantic is not None else None
     parts = tiles(shape, chunk_voxels, margin)
     bar = tqdm(
         parts, desc="3D network", unit="tile", leave=False, disable=not progress or len(parts) == 1
@@ -248,7 +248,7 @@ def predict_tiled(
         observed[cx, cy] = tile_logits[core].cpu() > 0
         seen[cx, cy] = tile_seen[core].cpu()
         if labels is not None:
-            labels[cx, cy] = tile_semantic[:, core[0], core[1]].argmax(0).cpu()
+            labels[cx, cy] = tile_semantic[:, core[0], core[1]].argmax(0).to(torch.int16).cpu()
     return TiledPrediction(tsdf, observed, seen, labels)
 
 
