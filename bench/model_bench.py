@@ -53,6 +53,9 @@ def _parse() -> argparse.Namespace:
         help="leave a part out (repeatable)",
     )
     p.add_argument("--thp", action="store_true", help="THP_MEM_ALLOC_ENABLE=1: huge pages")
+    p.add_argument("--device", default="cpu",
+                   help="torch device (cpu, cuda): both methods run there; on CUDA the "
+                   "training steps use bf16 autocast, as trainer=gpu does")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     p.add_argument("--child", help=argparse.SUPPRESS)  # a training configuration, as JSON
     return p.parse_args()
@@ -118,26 +121,33 @@ def ring_projections(
 # --- 1. back-projection ----------------------------------------------------------------------
 
 
+def sync() -> None:
+    """Wait for queued GPU work (a no-op on the CPU), so a wall time covers it."""
+    if ARGS.device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def original_backproject(shape, voxel_size, origin, projection, features):
     """The original ATLAS algorithm, written plainly: for each (item, view), project every
     voxel centre with a homogeneous matmul, round to the nearest pixel, gather the seen
     voxels' features into a dense (C, N) volume and add it to a running sum; mean =
     sum / count. Returns (B, C, X, Y, Z) mean and (B, 1, X, Y, Z) count."""
     b, v, c, h, w = features.shape
-    axes = [torch.arange(s, dtype=torch.float32) for s in shape]
+    dev = features.device
+    axes = [torch.arange(s, dtype=torch.float32, device=dev) for s in shape]
     ijk = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     n = ijk.shape[0]
-    total = torch.zeros(b, c, n)
-    count = torch.zeros(b, 1, n)
+    total = torch.zeros(b, c, n, device=dev)
+    count = torch.zeros(b, 1, n, device=dev)
     for i in range(b):
         points = origin[i].float() + voxel_size * ijk  # (N, 3) voxel centres
-        world = torch.cat([points.T, torch.ones(1, n)], 0)  # (4, N)
+        world = torch.cat([points.T, torch.ones(1, n, device=dev)], 0)  # (4, N)
         for j in range(v):
             cam = projection[i, j] @ world
             px = (cam[0] / cam[2]).round().long()
             py = (cam[1] / cam[2]).round().long()
             valid = (px >= 0) & (py >= 0) & (px < w) & (py < h) & (cam[2] > 0)
-            volume = torch.zeros(c, n)
+            volume = torch.zeros(c, n, device=dev)
             volume[:, valid] = features[i, j][:, py[valid], px[valid]]
             total[i] += volume
             count[i, 0] += valid
@@ -166,6 +176,7 @@ def best_time(fn, repeat: int):
             time.perf_counter(),
         )
         out = fn()
+        sync()
         t, c = time.perf_counter() - t0, time.process_time() - c0
         wall = min(wall, t)
         if c < cpu:
@@ -178,17 +189,20 @@ def bench_backproject() -> None:
     views = 2 if ARGS.quick else ARGS.views
     repeat = 1 if ARGS.quick else ARGS.repeat
     voxel, channels, image, fmap = 0.04, 32, (320, 240), (80, 60)
-    origin = torch.full((1, 3), voxel / 2)
+    dev = torch.device(ARGS.device)
+    origin = torch.full((1, 3), voxel / 2, device=dev)
     P = ring_projections(views, np.zeros(3), np.array(shape) * voxel, image)
     projection = feature_projection(torch.tensor(P, dtype=torch.float32), image, fmap)[None]
+    projection = projection.to(dev)
     g = torch.Generator().manual_seed(0)
-    features = torch.randn(1, views, channels, fmap[1], fmap[0], generator=g)
+    features = torch.randn(1, views, channels, fmap[1], fmap[0], generator=g).to(dev)
     args = (shape, voxel, origin, projection, features)
 
     print(
         f"\nback-projection: {shape[0]}x{shape[1]}x{shape[2]} voxels of {voxel} m, C={channels}, "
         f"{views} views of {fmap[0]}x{fmap[1]} features (stride 4 of {image[0]}x{image[1]}), "
-        f"nearest;\nbest of {repeat}; per frame = (allocation + all views + mean) / views; "
+        f"nearest, on {dev};\nbest of {repeat}; per frame = (allocation + all views + mean) "
+        f"/ views; "
         f"cpu = user + sys"
     )
     with torch.no_grad():
@@ -284,21 +298,27 @@ def train_child(spec: dict) -> dict:
     from atlas.model.lightning import ATLASModule
 
     torch.manual_seed(0)
+    dev = torch.device(ARGS.device)
     kwargs = load_module_config(spec["config"])
-    module = ATLASModule(**kwargs)
+    module = ATLASModule(**kwargs).to(dev)
     module.train()
     cfg = module.config
     batch = synthetic_batch(spec, cfg.voxel_sizes, cfg.net.prior == "stereo")
+    batch = {k: v.to(dev) for k, v in batch.items()}
     opt = torch.optim.Adam(module.parameters(), lr=kwargs.get("lr", 1e-3))
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda")
     times, forward, cpu = [], [], []
     for step in range(spec["warmup"] + spec["steps"]):
         t, c = time.perf_counter(), time.process_time()
-        loss, _, _, _ = module.losses(batch)
+        with autocast:
+            loss, _, _, _ = module.losses(batch)
+        sync()
         t_fwd = time.perf_counter() - t
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         if step >= spec["warmup"]:
             times.append(time.perf_counter() - t)
             forward.append(t_fwd)
@@ -308,6 +328,7 @@ def train_child(spec: dict) -> dict:
         "forward": forward,
         "cpu": cpu,
         "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
+        "cuda_peak_gb": torch.cuda.max_memory_allocated() / GB if dev.type == "cuda" else None,
         "model_gb": rss_model / GB,
         "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
         "loss": loss.item(),
@@ -321,9 +342,10 @@ def run_child(spec: dict) -> dict:
     limit = int(ARGS.mem_limit_gb * GB)
 
     def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if ARGS.device == "cpu":  # CUDA reserves far more address space than it uses
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec), "--device", ARGS.device]
     cmd += ["--threads", str(ARGS.threads)] if ARGS.threads else []
     cmd += ["--thp"] if ARGS.thp else []
     t = time.perf_counter()
@@ -365,18 +387,22 @@ def bench_train() -> None:
         "crop": (32, 32, 16) if q else (160, 160, 64),
         "frames": 2 if q else ARGS.atlas_frames,
         "image": (128, 96) if q else (640, 480),
-        "warmup": 0,
-        "steps": 1,
+        # on the CPU one cold step (minutes); on a GPU warm steps as for the CPU recipe
+        "warmup": int(ARGS.device != "cpu"),
+        "steps": 1 if ARGS.device == "cpu" else ARGS.steps,
     }
     quarter = dict(atlas, name="ATLAS, 1/4 of the crop", crop=(16, 16, 16) if q else (80, 80, 64))
     specs = [cpu] + ([] if "atlas" in ARGS.skip else [atlas, quarter])
     print(
         f"\ntraining steps (losses + backward + Adam) on synthetic batches, one subprocess "
-        f"each, address space capped at {ARGS.mem_limit_gb:g} GB; peak = ru_maxrss"
+        f"each, on {ARGS.device}"
+        + (f", address space capped at {ARGS.mem_limit_gb:g} GB" if ARGS.device == "cpu" else "")
+        + "; peak = ru_maxrss (and the CUDA allocator's peak)"
     )
     print(
         f"{'configuration':<24} {'batch':>5} {'crop':>10} {'frames':>6} {'image':>7} "
-        f"{'params':>7} {'steps':>5} {'s/step':>7} {'fwd s':>6} {'cpu s':>6} {'peak GB':>7}  note"
+        f"{'params':>7} {'steps':>5} {'s/step':>7} {'fwd s':>6} {'cpu s':>6} {'peak GB':>7} "
+        f"{'cuda GB':>7}  note"
     )
     for spec in specs:
         r = run_child(spec)
@@ -386,7 +412,7 @@ def bench_train() -> None:
         if "error" in r:
             gpu = "; GPU needed" if r["gpu"] else ""
             print(
-                f"{head} {'':>7} {'':>5} {'-':>7} {'-':>6} {'-':>6} {'-':>7}  "
+                f"{head} {'':>7} {'':>5} {'-':>7} {'-':>6} {'-':>6} {'-':>7} {'-':>7}  "
                 f"not run: {r['error']}{gpu}"
             )
             continue
@@ -397,11 +423,13 @@ def bench_train() -> None:
             note = "ONE step, no warm-up (first-call overhead included)"
         if spec["config"] == "atlas" and not q:
             note += f"; {spec['frames']} of ATLAS' 50 frames"
-        if np.mean(times) > 30 or r["peak_gb"] > 8:
+        if ARGS.device == "cpu" and (np.mean(times) > 30 or r["peak_gb"] > 8):
             note += "; GPU needed"
+        cuda_gb = f"{r['cuda_peak_gb']:>7.2f}" if r["cuda_peak_gb"] is not None else f"{'-':>7}"
         print(
             f"{head} {r['params_m']:>6.1f}M {len(times):>5} {np.mean(times):>7.2f} "
-            f"{np.mean(r['forward']):>6.2f} {np.mean(r['cpu']):>6.2f} {r['peak_gb']:>7.2f}  {note}"
+            f"{np.mean(r['forward']):>6.2f} {np.mean(r['cpu']):>6.2f} {r['peak_gb']:>7.2f} "
+            f"{cuda_gb}  {note}"
         )
         sys.stdout.flush()
 
@@ -413,7 +441,9 @@ def main() -> None:
         return
     torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
     print(
-        f"model benchmark: torch {torch.__version__}, torch threads {torch.get_num_threads()}"
+        f"model benchmark: torch {torch.__version__} on {ARGS.device}"
+        + (f" ({torch.cuda.get_device_name()})" if ARGS.device.startswith("cuda") else "")
+        + f", torch threads {torch.get_num_threads()}"
         f" of {os.cpu_count()} cores{', huge pages' if ARGS.thp else ''}"
         f"{', quick' if ARGS.quick else ''}"
     )

@@ -128,3 +128,26 @@ def test_feature_projection_is_pixel_exact():
     uf, vf, zf = Pf @ point
     assert float(uf / zf) == pytest.approx((float(u / z) + 0.5) / 4 - 0.5)
     assert float(vf / zf) == pytest.approx((float(v / z) + 0.5) / 4 - 0.5)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_autocast_keeps_the_geometry_in_float32(mode):
+    """Under bfloat16 autocast (trainer=gpu's bf16-mixed; the CPU has the same autocast)
+    the projection stays float32: counts are identical and means equal the float32
+    result up to the features' own bfloat16 rounding. A bfloat16 projection put flat
+    pixel indices past the feature map (a CUDA index assertion on an H200)."""
+    features, projection, origin = random_views()
+    shape = (10, 8, 9)
+    ref = FeatureVolume(origin, 0.4, shape, features.shape[2], mode)
+    ref.add(features, projection)
+    image_projection = feature_projection(projection, (80, 60), (80, 60))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert feature_projection(projection, (80, 60), (80, 60)).dtype == torch.float32
+        torch.testing.assert_close(
+            feature_projection(projection, (80, 60), (80, 60)), image_projection
+        )
+        vol = FeatureVolume(origin, 0.4, shape, features.shape[2], mode)
+        vol.add(features.bfloat16(), projection)
+    torch.testing.assert_close(vol.count, ref.count)
+    assert vol.mean().dtype == torch.float32
+    torch.testing.assert_close(vol.mean(), ref.mean(), atol=0.02, rtol=0.01)

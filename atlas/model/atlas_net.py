@@ -26,8 +26,11 @@ def feature_projection(
     onto images of ``image_size`` (W, H), pixel-exact: u' = (u + 0.5) * w / W - 0.5."""
     sx = feature_size[0] / image_size[0]
     sy = feature_size[1] / image_size[1]
-    S = projection.new_tensor([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-    return S @ projection
+    S = projection.new_tensor(
+        [[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], dtype=torch.float32
+    )
+    with torch.autocast(projection.device.type, enabled=False):  # float32, see FeatureVolume.add
+        return S @ projection.float()
 
 
 class ATLASNet(nn.Module):

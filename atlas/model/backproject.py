@@ -81,7 +81,13 @@ class FeatureVolume:
     def add(self, features: torch.Tensor, projection: torch.Tensor) -> None:
         """features: (B, V, C, h, w); projection: (B, V, 3, 4) world -> feature-map
         pixels (pixel (0, 0)'s centre at (0, 0)). Views are taken one at a time, so the
-        temporaries are those of one view."""
+        temporaries are those of one view. The geometry runs in float32 even under
+        autocast: a bfloat16 projection is off by pixels and its flat pixel indices
+        (v * w + u, exact in float32) round past the feature map."""
+        with torch.autocast(features.device.type, enabled=False):
+            self._add(features, projection)
+
+    def _add(self, features: torch.Tensor, projection: torch.Tensor) -> None:
         b, v, c, h, w = features.shape
         n = self.points.shape[2]
         track = torch.is_grad_enabled() and features.requires_grad
@@ -100,7 +106,7 @@ class FeatureVolume:
                     seen = (u >= -0.5) & (vv >= -0.5) & (u <= w - 0.5) & (vv <= h - 0.5) & (z > 0)
                 idx = seen.nonzero().squeeze(1)
                 image = features[bi, vi].permute(1, 2, 0).reshape(h * w, c)
-                sampled = _sample(image, u[idx], vv[idx], w, h, self.mode)
+                sampled = _sample(image, u[idx], vv[idx], w, h, self.mode).to(self.sum.dtype)
                 target = idx + bi * n
                 self._count.index_add_(0, target, torch.ones_like(target, dtype=torch.float32))
                 if track:
