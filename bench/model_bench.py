@@ -201,8 +201,8 @@ def bench_backproject() -> None:
     print(
         f"\nback-projection: {shape[0]}x{shape[1]}x{shape[2]} voxels of {voxel} m, C={channels}, "
         f"{views} views of {fmap[0]}x{fmap[1]} features (stride 4 of {image[0]}x{image[1]}), "
-        f"nearest, on {dev};\nbest of {repeat}; per frame = (allocation + all views + mean) "
-        f"/ views; "
+        f"nearest, on {dev};\nbest of {repeat}; per frame = (allocation + all views + mean, "
+        f"the mean channels-first as the 3D network takes it) / views; "
         f"cpu = user + sys"
     )
     with torch.no_grad():
@@ -215,8 +215,6 @@ def bench_backproject() -> None:
             bad = int(((c != c_orig) | (dm > 1e-5).any(1, keepdim=True)).sum())
             diff = f"{dm.max().item():>10.2e} {(c - c_orig).abs().max().item():>11.0f} {bad:>7}"
             rows.append((label, t, diff))
-            # ours' mean() is a channels-last view; the model's torch.cat makes it NCDHW
-            *t_ncdhw, _ = best_time(m.contiguous, repeat)
             del m, c, dm
     seen = c_orig.sum().item() / (views * c_orig.numel())
     print(f"each view sees {100 * seen:.1f}% of the {c_orig.numel():,} voxels on average")
@@ -230,13 +228,6 @@ def bench_backproject() -> None:
             f"{1000 * sys_s / views:>7.1f} {t_orig[0] / wall:>7.2f}x {t_orig[1] / cpu:>5.2f}x "
             f"{diff}"
         )
-    wall, cpu = (min(t[i] for _, t, _ in rows[1:]) for i in (0, 1))
-    print(
-        f"ours' mean() is a channels-last view; making it NCDHW-contiguous (the copy "
-        f"ATLASNet.volume_input's torch.cat makes)\n  takes {t_ncdhw[0]:.2f} s wall, "
-        f"{t_ncdhw[1]:.2f} s cpu a volume; best of ours with it: "
-        f"{t_orig[0] / (wall + t_ncdhw[0]):.2f}x wall, {t_orig[1] / (cpu + t_ncdhw[1]):.2f}x cpu"
-    )
     print(
         "differ: voxels whose count or mean differs from the original's (a float32 rounding "
         "of the projection\n  that lands on the neighbouring pixel)"

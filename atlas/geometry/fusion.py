@@ -20,12 +20,12 @@ percentile, 4 cm voxels).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 import numpy as np
 import torch
 
+from atlas.compile import compiled
 from atlas.geometry.camera import check_intrinsics, check_pose, frustum_bounds
 from atlas.geometry.voxel_grid import VoxelGrid
 
@@ -221,7 +221,7 @@ class TSDFFusion:
         prm = torch.from_numpy(np.concatenate([A.reshape(-1), offset, side]).astype(np.float32))
         n_bricks = self.tsdf.shape[0]
         bx, by, bz = self.bricks_shape
-        ids = _compiled("band_bricks", _band_brick_ids)(
+        ids = compiled("band_bricks", _band_brick_ids)(
             depth,
             rows,
             cols,
@@ -347,10 +347,10 @@ class TSDFFusion:
         ).to(self.device)
         args = (brick_ids, self._brick_xyz, self._local_xyz, depth, prm, self.trunc, self.max_depth)
         if color is None or self.color is None:
-            _compiled("fuse_bricks", _fuse_bricks)(self.tsdf, self.weight, *args)
+            compiled("fuse_bricks", _fuse_bricks)(self.tsdf, self.weight, *args)
             return
         old_w = self.weight.index_select(0, brick_ids)
-        new_t, new_w, pix, obs_w = _compiled("observe", _observe)(
+        new_t, new_w, pix, obs_w = compiled("observe", _observe)(
             self.tsdf.index_select(0, brick_ids), old_w, *args
         )
         self.tsdf.index_copy_(0, brick_ids, new_t)
@@ -515,23 +515,6 @@ def _band_brick_ids(
         ]
     )
     return ids.to(torch.int64).reshape(-1)
-
-
-_COMPILED: dict[str, object] = {}
-
-
-def _compiled(name: str, fn):
-    """``fn`` compiled with ``torch.compile(dynamic=True)`` (cached by name), or ``fn``
-    itself when ``ATLAS_COMPILE=0`` or compiling is unavailable."""
-    if name not in _COMPILED:
-        kernel = fn
-        if os.environ.get("ATLAS_COMPILE", "1") != "0":
-            try:
-                kernel = torch.compile(fn, dynamic=True)
-            except Exception:  # no compiler toolchain: stay eager
-                kernel = fn
-        _COMPILED[name] = kernel
-    return _COMPILED[name]
 
 
 def fuse_depth_frames(
