@@ -9,7 +9,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from atlas.model.inference import ModelInferenceConfig
-from atlas.stereo.pipeline import StereoConfig
+from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
 
 
 @dataclass
@@ -37,7 +37,7 @@ class PrepareConfig:
     stop_on_error: bool = False
     skip_bad_frames: bool = False
     prior_voxel_size: float = 0.0
-    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
+    stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
 
 @dataclass

@@ -32,7 +32,12 @@ from atlas.data.frames import SceneReader
 from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
 from atlas.io_utils import atomic_dir
-from atlas.stereo.pipeline import StereoConfig, fuse_prior, stereo_depths
+from atlas.stereo.pipeline import (
+    StereoConfig,
+    fuse_prior,
+    prior_stereo_config,
+    stereo_depths,
+)
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
@@ -58,7 +63,7 @@ class PrepareSettings:
     device: str = "cpu"
     skip_bad_frames: bool = False
     prior_voxel_size: float = 0.0
-    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
+    stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
 
 def scale_key(voxel_size: float) -> str:

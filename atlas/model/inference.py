@@ -30,7 +30,12 @@ from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
-from atlas.stereo.pipeline import StereoConfig, fuse_prior, stereo_depths
+from atlas.stereo.pipeline import (
+    StereoConfig,
+    fuse_prior,
+    prior_stereo_config,
+    stereo_depths,
+)
 from atlas.stereo.views import select_keyframes
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,7 @@ class ModelInferenceConfig:
     chunk_voxels: int = 128 * 128 * 48
     chunk_margin: int = 16
     rotations: int = 1
-    stereo: StereoConfig = field(default_factory=lambda: StereoConfig(keyframe_translation=0.15))
+    stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
 
 @dataclass

@@ -42,6 +42,14 @@ class StereoConfig:
     max_depth: float = 3.0
 
 
+def prior_stereo_config() -> StereoConfig:
+    """The stereo settings a model's prior is made with, in preparation and in inference
+    alike: the bundled model was trained on priors made this way (keyframes every 15 cm,
+    11x11 NCC windows, the best 3 of 5 neighbours), so its input must not change when
+    ``method=stereo``'s own defaults are tuned."""
+    return StereoConfig(keyframe_translation=0.15, sweep=SweepConfig(window=11, top_k=3))
+
+
 @dataclass
 class StereoDepths:
     """keyframes: (N,) frame indices; depths, confidence: (N, H, W) float32 (filtered);
