@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     save_reconstruction(model, out / "model")
     write_ply(fused, out / "depth_fusion" / "mesh.ply")
     grid.save(out / "depth_fusion" / "tsdf.npz")
-    prior = extract_mesh(model.prior) if model.prior is not None else None
+    prior = None
+    if model.prior is not None:  # meshed as the model's grid is
+        prior = extract_mesh(model.prior, upsample=model.summary["mesh_upsample"])
     gt = read_ply(scene_dir / f"{scene_dir.name}_vh_clean_2.ply")
     metrics = {"model": mesh_metrics(model.mesh, gt)}
     panels = [(f"model (RGB): F {metrics['model']['fscore']:.2f}", model.mesh)]

@@ -89,10 +89,12 @@ def _finish(
     facts: dict,
     colour_frames: np.ndarray,
     seconds: dict,
+    mesh_upsample: int = 1,
 ) -> Reconstruction:
-    """Mesh, vertex colours from ``colour_frames`` and the summary of a fused grid."""
+    """Mesh (see :func:`extract_mesh`'s ``upsample``), vertex colours from
+    ``colour_frames`` and the summary of a fused grid."""
     t0 = time.perf_counter()
-    mesh = extract_mesh(grid)
+    mesh = extract_mesh(grid, upsample=mesh_upsample)
     t1 = time.perf_counter()
     if not mesh.is_empty:
         mesh.colors = color_vertices(mesh, _colour_views(reader, colour_frames))
@@ -114,6 +116,7 @@ def _finish(
         if len(observed)
         else [],
         "mesh_vertices": len(mesh.vertices),
+        "mesh_upsample": mesh_upsample,
         "seconds": {**seconds, "mesh": round(t1 - t0, 2), "colour": round(t2 - t1, 2)},
     }
     if mesh.is_empty:
@@ -159,7 +162,7 @@ def reconstruct_model(
     facts["model"] = str(model or "bundled")
     indices = pred.frames
     colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
-    rec = _finish(reader, grid, "model", facts, colour, seconds)
+    rec = _finish(reader, grid, "model", facts, colour, seconds, cfg.mesh_upsample)
     rec.prior = pred.prior
     if pred.labels is not None:
         rec.labels = SemanticLabels.from_volume(pred.labels, grid, rec.mesh)

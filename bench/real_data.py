@@ -165,7 +165,8 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
     prior_s = s["seconds"]["stereo_prior"]
     log(f"model: {len(rec.mesh.vertices)} vertices in {seconds:.1f} s (prior {prior_s} s)")
     if rec.prior is not None:
-        methods[PRIOR] = {"mesh": extract_mesh(rec.prior), "frames": s["stereo"].get("keyframes"),
+        prior_mesh = extract_mesh(rec.prior, upsample=s["mesh_upsample"])  # as the model's
+        methods[PRIOR] = {"mesh": prior_mesh, "frames": s["stereo"].get("keyframes"),
                           "seconds": prior_s, "voxel_size": rec.prior.voxel_size}  # fmt: skip
 
     log(f"stereo: plane-sweep stereo on {len(reader)} frames (no model)")

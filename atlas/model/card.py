@@ -83,16 +83,17 @@ def evaluate(
     seven_scenes: Path,
     picture: Path | None,
     rotations: int = 1,
+    mesh_upsample: int = ModelInferenceConfig.mesh_upsample,
 ) -> tuple[list[dict], list[dict]]:
     net, cfg, card = load_model(checkpoint)
     image_size = tuple(card.get("image_size", (160, 120)))
-    infer_cfg = ModelInferenceConfig(rotations=rotations)
+    infer_cfg = ModelInferenceConfig(rotations=rotations, mesh_upsample=mesh_upsample)
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, seven_scenes):
         pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size)
-        meshes = {"model": extract_mesh(pred.grid)}
+        meshes = {"model": extract_mesh(pred.grid, upsample=mesh_upsample)}
         if pred.prior is not None:
-            meshes["stereo prior"] = extract_mesh(pred.prior)
+            meshes["stereo prior"] = extract_mesh(pred.prior, upsample=mesh_upsample)
         for method, mesh in meshes.items():
             m = mesh_metrics(mesh, gt, 0.05)
             rows.append(
@@ -145,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rotations", type=int, default=1, help="inference's model.rotations (1, 2 or 4)"
     )
+    parser.add_argument(
+        "--mesh-upsample",
+        type=int,
+        default=ModelInferenceConfig.mesh_upsample,
+        help="inference's model.mesh_upsample (1: marching cubes on the model's grid)",
+    )
     args = parser.parse_args(argv)
     rows, means = evaluate(
         args.checkpoint,
@@ -153,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         args.seven_scenes,
         args.picture,
         args.rotations,
+        args.mesh_upsample,
     )
     with atomic_path(args.out) as tmp:
         tmp.write_text(
@@ -160,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "checkpoint": args.checkpoint or "bundled",
                     "rotations": args.rotations,
+                    "mesh_upsample": args.mesh_upsample,
                     "scenes": rows,
                     "means": means,
                 },

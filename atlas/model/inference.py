@@ -51,7 +51,10 @@ class ModelInferenceConfig:
     margins); chunk_margin: context voxels on each side of a tile (multiple of 4);
     rotations: 1, or 2 or 4 to average the 3D network over that many quarter turns of
     its input about +z (test-time augmentation, that many times the 3D part's time);
-    stereo: the prior's settings (those the model was trained with)."""
+    mesh_upsample: the mesh is polygonised on the TSDF's trilinear interpolation this
+    many times finer (vertices every voxel_size / k; the saved TSDF stays the model's
+    grid; 1: marching cubes on the grid itself); stereo: the prior's settings (those the
+    model was trained with)."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -61,6 +64,7 @@ class ModelInferenceConfig:
     chunk_voxels: int = 128 * 128 * 48
     chunk_margin: int = 16
     rotations: int = 1
+    mesh_upsample: int = 2
     stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
 
