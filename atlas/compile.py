@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
 import torch
 
+log = logging.getLogger(__name__)
+
 _COMPILED: dict[str, Callable] = {}
+
+
+class _CompiledOrEager:
+    """``torch.compile(fn, dynamic=True)``, which compiles on its first call: if that call
+    fails (no C++ compiler, no Triton), a warning is logged and ``fn`` runs eagerly from
+    then on. An error of ``fn`` itself is raised again by the eager call."""
+
+    def __init__(self, name: str, fn: Callable) -> None:
+        self.name, self.fn = name, fn
+        self.kernel: Callable = torch.compile(fn, dynamic=True)
+        self.tried = False
+
+    def __call__(self, *args, **kwargs):
+        if self.tried:
+            return self.kernel(*args, **kwargs)
+        try:
+            out = self.kernel(*args, **kwargs)
+        except Exception as err:  # compiling failed before anything ran
+            log.warning("torch.compile of %s failed (%s); running it eagerly", self.name, err)
+            self.kernel = self.fn
+            out = self.fn(*args, **kwargs)
+        self.tried = True
+        return out
 
 
 def compiled(name: str, fn: Callable) -> Callable:
     """``fn`` compiled with ``torch.compile(dynamic=True)`` (cached by name), or ``fn``
-    itself when ``ATLAS_COMPILE=0`` or compiling is unavailable."""
+    itself when ``ATLAS_COMPILE=0`` or compiling fails (see :class:`_CompiledOrEager`)."""
     if name not in _COMPILED:
-        kernel = fn
-        if os.environ.get("ATLAS_COMPILE", "1") != "0":
-            try:
-                kernel = torch.compile(fn, dynamic=True)
-            except Exception:  # no compiler toolchain: stay eager
-                kernel = fn
-        _COMPILED[name] = kernel
+        eager = os.environ.get("ATLAS_COMPILE", "1") == "0"
+        _COMPILED[name] = fn if eager else _CompiledOrEager(name, fn)
     return _COMPILED[name]

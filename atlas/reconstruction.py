@@ -32,6 +32,7 @@ from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, VoxelGrid, extract_mesh, write_ply
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.colorize import color_vertices
+from atlas.geometry.marching_cubes import check_upsample
 from atlas.io_utils import atomic_dir
 from atlas.model.checkpoint import load_model
 from atlas.model.inference import ModelInferenceConfig, reconstruct_volume
@@ -154,6 +155,7 @@ def reconstruct_model(
     """Reconstruct a posed RGB sequence with a trained model (a model file or training
     checkpoint; default: the bundled model)."""
     cfg = cfg or ModelInferenceConfig()
+    check_upsample(cfg.mesh_upsample)  # before the work, not after it
     net, model_cfg, card = load_model(model, device)
     image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
     pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)

@@ -151,3 +151,28 @@ def test_autocast_keeps_the_geometry_in_float32(mode):
     torch.testing.assert_close(vol.count, ref.count)
     assert vol.mean().dtype == torch.float32
     torch.testing.assert_close(vol.mean(), ref.mean(), atol=0.02, rtol=0.01)
+    # training: bf16 features that need gradients (the backbone's output under autocast)
+    trained = features.bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vol = FeatureVolume(origin, 0.4, shape, features.shape[2], mode)
+        vol.add(trained, projection)
+        vol.mean().sum().backward()
+    assert trained.grad is not None and trained.grad.abs().sum() > 0
+
+
+def test_a_kernel_that_fails_to_compile_runs_eagerly(monkeypatch):
+    """No compiler toolchain: the first call of a compiled kernel falls back to eager."""
+    from atlas import compile as compile_module
+
+    def broken_compile(fn, dynamic):
+        def kernel(*args, **kwargs):
+            raise RuntimeError("no C++ compiler")
+
+        return kernel
+
+    monkeypatch.setattr(compile_module.torch, "compile", broken_compile)
+    monkeypatch.setattr(compile_module, "_COMPILED", {})
+    monkeypatch.delenv("ATLAS_COMPILE", raising=False)
+    kernel = compile_module.compiled("double", lambda x: 2 * x)
+    assert kernel(torch.ones(3)).tolist() == [2.0, 2.0, 2.0]
+    assert kernel(torch.ones(2)).tolist() == [2.0, 2.0]  # eager from then on

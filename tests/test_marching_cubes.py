@@ -51,8 +51,9 @@ def test_upsample_one_is_the_native_mesh_and_bad_factor_is_an_error():
     grid = sphere_grid()
     a, b = extract_mesh(grid), extract_mesh(grid, upsample=1)
     np.testing.assert_array_equal(a.vertices, b.vertices)
-    with pytest.raises(ValueError, match="upsample"):
-        extract_mesh(grid, upsample=0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="upsample"):
+            extract_mesh(grid, upsample=bad)
 
 
 def test_upsampled_mesh_keeps_out_of_unobserved_cells():

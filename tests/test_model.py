@@ -24,7 +24,7 @@ from atlas.geometry import VoxelGrid, extract_mesh
 from atlas.model.checkpoint import BUNDLED, load_model, read_model_file, save_model
 from atlas.model.config import ModelConfig, build_model
 from atlas.model.lightning import ATLASModule, prediction_grid
-from atlas.stereo.pipeline import StereoConfig
+from atlas.stereo.pipeline import prior_stereo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_COMPILE = {**os.environ, "ATLAS_COMPILE": "0"}  # no compile warm-up per process
@@ -50,7 +50,7 @@ def prepared(tmp_path_factory) -> Path:
         voxel_sizes=SIZES,
         max_depth=4.0,
         prior_voxel_size=0.08,
-        stereo=StereoConfig(keyframe_translation=0.15),
+        stereo=prior_stereo_config(),
     )
     prepare_scene(ScanNetFolder(scene), root / "prepared", settings, "scannet", "none")
     return root

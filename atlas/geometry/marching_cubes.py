@@ -38,13 +38,11 @@ def extract_mesh(grid: VoxelGrid, upsample: int = 1, slab_cells: int = 32) -> Me
     its coarse cell is fully observed). It runs in x-slabs of ``slab_cells`` coarse cells
     whose shared vertices are welded, so memory stays that of a slab.
     """
+    k = check_upsample(upsample)
     cells = observed_cells(grid.observed)
-    if upsample == 1:
+    if k == 1:
         verts, faces, colors = _polygonise(grid.tsdf, cells, grid.color)
         return Mesh(grid.origin + grid.voxel_size * verts, faces, colors)
-    if upsample < 1:
-        raise ValueError(f"mesh upsample factor must be a positive integer, got {upsample}")
-    k = int(upsample)
     parts = []
     for x0 in range(0, max(grid.shape[0] - 1, 1), slab_cells):
         x1 = min(x0 + slab_cells, grid.shape[0] - 1)
@@ -62,6 +60,13 @@ def extract_mesh(grid: VoxelGrid, upsample: int = 1, slab_cells: int = 32) -> Me
         return Mesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
     verts, faces, colors = _weld(parts)
     return Mesh(grid.origin + (grid.voxel_size / k) * verts, faces, colors)
+
+
+def check_upsample(upsample: int) -> int:
+    """``upsample`` as an int, or a ValueError unless it is a positive integer."""
+    if isinstance(upsample, bool) or not isinstance(upsample, int | np.integer) or upsample < 1:
+        raise ValueError(f"mesh upsample factor must be a positive integer, got {upsample!r}")
+    return int(upsample)
 
 
 def _polygonise(

@@ -23,7 +23,8 @@ def feature_projection(
     projection: torch.Tensor, image_size: tuple[int, int], feature_size: tuple[int, int]
 ) -> torch.Tensor:
     """(..., 3, 4) projections onto a feature map of ``feature_size`` (w, h) from ones
-    onto images of ``image_size`` (W, H), pixel-exact: u' = (u + 0.5) * w / W - 0.5."""
+    onto images of ``image_size`` (W, H), pixel-exact: u' = (u + 0.5) * w / W - 0.5;
+    float32 whatever the input (and under autocast)."""
     sx = feature_size[0] / image_size[0]
     sy = feature_size[1] / image_size[1]
     S = projection.new_tensor(

@@ -13,7 +13,6 @@ large volumes where each frustum covers a small part. Differentiable in the feat
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from atlas.compile import compiled
@@ -154,7 +153,8 @@ class FeatureVolume:
                 if track:
                     self._count.index_put_((target,), torch.ones_like(u_seen), accumulate=True)
                     targets.append(target)
-                    values.append(_sample(image, u_seen, v_seen, w, h, self.mode))
+                    sampled = _sample(image, u_seen, v_seen, w, h, self.mode)
+                    values.append(sampled.to(self.sum.dtype))  # bf16 under autocast
                 else:
                     args = (target, image, u_seen, v_seen, w, h, self.mode)
                     accumulate(self.sum, self._count, *args)
@@ -167,7 +167,7 @@ class FeatureVolume:
 
     def mean(self) -> torch.Tensor:
         """(B, C, X, Y, Z) contiguous average, zero where no view saw the voxel."""
-        b = self._count.numel() // int(np.prod(self.shape))
+        b = self.points.shape[0]
         # Compiled, the division and the channels-first transpose are one tiled pass (2x
         # faster than eager's); with gradients it stays eager.
         fn = _mean_channels_first
