@@ -36,7 +36,7 @@ from atlas.geometry.marching_cubes import check_upsample
 from atlas.io_utils import atomic_dir
 from atlas.model.checkpoint import load_model
 from atlas.model.inference import ModelInferenceConfig, reconstruct_volume
-from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
+from atlas.stereo.pipeline import StereoConfig, StereoDepths, fuse_stereo, stereo_depths
 
 
 @dataclass
@@ -45,7 +45,8 @@ class Reconstruction:
     facts (frames used and skipped, bounds, voxel count, timings, method); prior: the
     stereo prior a model was given (same grid), if any; snapshots: (frames, mesh) of
     the sequence's first frames (see :func:`add_snapshots`); labels: semantic classes of
-    a model with a semantic head, else None."""
+    a model with a semantic head, else None; depths: the filtered keyframe depth maps of
+    ``method=stereo`` (what was fused), else None."""
 
     name: str
     grid: VoxelGrid
@@ -54,6 +55,7 @@ class Reconstruction:
     prior: VoxelGrid | None = None
     snapshots: list[tuple[int, Mesh]] = field(default_factory=list)
     labels: SemanticLabels | None = None
+    depths: StereoDepths | None = None
 
 
 @dataclass
@@ -143,7 +145,9 @@ def reconstruct_stereo(
         "depth_pixels_kept": float((depths.depths > 0).float().mean()),
     }
     seconds = {"stereo": round(t1 - t0, 2), "fusion": round(t2 - t1, 2)}
-    return _finish(reader, grid, "stereo", facts, depths.keyframes, seconds)
+    rec = _finish(reader, grid, "stereo", facts, depths.keyframes, seconds)
+    rec.depths = depths
+    return rec
 
 
 def reconstruct_model(

@@ -87,7 +87,7 @@ def evaluate(
 ) -> tuple[list[dict], list[dict]]:
     net, cfg, card = load_model(checkpoint)
     image_size = tuple(card.get("image_size", (160, 120)))
-    infer_cfg = ModelInferenceConfig(rotations=rotations, mesh_upsample=mesh_upsample)
+    infer_cfg = ModelInferenceConfig(rotations=rotations)
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, seven_scenes):
         pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size)
