@@ -16,7 +16,8 @@ _COMPILED: dict[str, Callable] = {}
 class _CompiledOrEager:
     """``torch.compile(fn, dynamic=True)``, which compiles on its first call: if that call
     fails (no C++ compiler, no Triton), a warning is logged and ``fn`` runs eagerly from
-    then on. An error of ``fn`` itself is raised again by the eager call."""
+    then on. An error of ``fn`` itself is raised again by the eager call, and the compiled
+    kernel is kept for the next call."""
 
     def __init__(self, name: str, fn: Callable) -> None:
         self.name, self.fn = name, fn
@@ -29,9 +30,9 @@ class _CompiledOrEager:
         try:
             out = self.kernel(*args, **kwargs)
         except Exception as err:  # compiling failed before anything ran
+            out = self.fn(*args, **kwargs)  # an error of fn itself: raised, kernel kept
             log.warning("torch.compile of %s failed (%s); running it eagerly", self.name, err)
             self.kernel = self.fn
-            out = self.fn(*args, **kwargs)
         self.tried = True
         return out
 
