@@ -24,6 +24,23 @@ def test_keyframes_follow_pose_change():
     np.testing.assert_array_equal(select_keyframes(poses, 0.1, 10.0), [0, 5, 9])
 
 
+def test_neighbours_spread_apart():
+    # a camera sliding sideways in 1 cm steps, all looking down +z at the same wall
+    poses = np.tile(np.eye(4), (60, 1, 1))
+    poses[:, 0, 3] = np.arange(60) * 0.01
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
+    ref = 30
+    packed = select_neighbours(poses, ref, 4, 2.0, K, (160, 120))
+    spread = select_neighbours(poses, ref, 4, 2.0, K, (160, 120), min_separation=0.05)
+    # ranked by a triangulation angle near 8 degrees (28 cm at 2 m): the best four are
+    # two pairs of adjacent frames; spread out, every pair is at least 5 cm apart
+    assert np.abs(np.diff(np.sort(packed))).min() == 1
+    assert len(spread) == 4
+    gaps = np.abs(spread[:, None] - spread[None, :]) + 100 * np.eye(4, dtype=int)
+    assert gaps.min() >= 5
+    assert spread[0] == packed[0]  # the best candidate is always taken first
+
+
 def test_sweep_depth_on_textured_scene(small_dataset):
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
     size = (160, 120)

@@ -64,6 +64,7 @@ def select_neighbours(
     min_baseline: float = 0.05,
     min_overlap: float = 0.5,
     target_angle_deg: float = 8.0,
+    min_separation: float = 0.0,
 ) -> np.ndarray:
     """Up to ``n`` views to match keyframe ``ref`` against.
 
@@ -71,7 +72,11 @@ def select_neighbours(
     metres ahead) and have a baseline of at least ``min_baseline`` metres; they are
     ranked by how close the triangulation angle at that depth is to
     ``target_angle_deg`` (wide enough for precision, narrow enough to look alike), with
-    overlap breaking ties. poses: (N, 4, 4) camera-to-world. Returns indices, best first.
+    overlap breaking ties. With ``min_separation`` > 0 (metres), a candidate is taken
+    only if its centre is that far from every view already taken, so the neighbours
+    are not consecutive frames with one shared baseline (and one shared error) but
+    spread around the keyframe. poses: (N, 4, 4) camera-to-world. Returns indices,
+    best first.
     """
     overlap = view_overlap(poses, ref, K, size, depth)
     overlap[ref] = 0.0
@@ -87,4 +92,19 @@ def select_neighbours(
         ok = (overlap >= min_overlap) & (baseline >= min_baseline)
     candidates = np.flatnonzero(ok)
     score = np.abs(tri[candidates] - target_angle_deg) - 5.0 * overlap[candidates]
-    return candidates[np.argsort(score)[:n]]
+    ranked = candidates[np.argsort(score)]
+    if min_separation <= 0:
+        return ranked[:n]
+    return _spread(ranked, poses[ranked, :3, 3], n, min_separation)
+
+
+def _spread(ranked: np.ndarray, centres: np.ndarray, n: int, min_separation: float) -> np.ndarray:
+    """The first ``n`` of ``ranked`` views, in order, whose centres ((M, 3) metres) are
+    at least ``min_separation`` from those of every view taken before them."""
+    free = np.ones(len(ranked), dtype=bool)
+    taken: list[int] = []
+    while len(taken) < n and free.any():  # one pass per neighbour taken (n is small)
+        best = int(np.argmax(free))
+        taken.append(best)
+        free &= np.linalg.norm(centres - centres[best], axis=1) >= min_separation
+    return ranked[taken]
