@@ -10,7 +10,7 @@ from PIL import Image
 
 from atlas.data.scannet import ScanNetFolder
 from atlas.geometry.camera import scale_intrinsics
-from atlas.stereo.pipeline import StereoConfig, grey_images, stereo_depths
+from atlas.stereo.pipeline import StereoConfig, grey_images, prior_stereo_config, stereo_depths
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep
 from atlas.stereo.views import select_keyframes, select_neighbours
 
@@ -39,6 +39,15 @@ def test_neighbours_spread_apart():
     gaps = np.abs(spread[:, None] - spread[None, :]) + 100 * np.eye(4, dtype=int)
     assert gaps.min() >= 5
     assert spread[0] == packed[0]  # the best candidate is always taken first
+
+
+def test_prior_settings_do_not_follow_the_stereo_method():
+    # the bundled model was trained on priors made with these; tuning method=stereo's
+    # defaults (neighbour spread, truncation) must not change the model's input
+    prior, method = prior_stereo_config(), StereoConfig()
+    assert (prior.neighbour_separation, prior.trunc_voxels) == (0.0, 3.0)
+    assert (prior.keyframe_translation, prior.sweep.window, prior.sweep.top_k) == (0.15, 11, 3)
+    assert (method.neighbour_separation, method.trunc_voxels) != (0.0, 3.0)
 
 
 def test_sweep_depth_on_textured_scene(small_dataset):

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 class StereoConfig:
     """image_size: (width, height) the sweep runs at; n_neighbours: views per keyframe;
     neighbour_separation: metres between any two neighbours of a keyframe (0: the best
-    ranked, often consecutive frames); keyframe_translation (m) / keyframe_rotation_deg: pose change between keyframes;
-    consistency_views: other keyframes each depth map is checked against;
-    min_consistent: how many must agree; consistency_tol: relative depth tolerance;
-    voxel_size, trunc_voxels, max_depth: the fused volume."""
+    ranked, often consecutive frames); keyframe_translation (m) / keyframe_rotation_deg:
+    pose change between keyframes; consistency_views: other keyframes each depth map is
+    checked against; min_consistent: how many must agree; consistency_tol: relative depth
+    tolerance; voxel_size, trunc_voxels, max_depth: the fused volume."""
 
     image_size: tuple[int, int] = (160, 120)
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -43,7 +43,10 @@ class StereoConfig:
     min_consistent: int = 1
     consistency_tol: float = 0.03
     voxel_size: float = 0.04
-    trunc_voxels: float = 3.0
+    # F@5cm with 3 / 5 / 8 voxels: 7-Scenes frames 0-499 0.314 / 0.331 / 0.338, the
+    # 300-frame synthetic room 0.627 / 0.623 / 0.611: noisy real depth (7-10% at 2 m)
+    # averages only where the band is wider than its error
+    trunc_voxels: float = 5.0
     max_depth: float = 3.0
 
 
@@ -55,6 +58,7 @@ def prior_stereo_config() -> StereoConfig:
     return StereoConfig(
         keyframe_translation=0.15,
         neighbour_separation=0.0,
+        trunc_voxels=3.0,
         sweep=SweepConfig(window=11, top_k=3),
     )
 
