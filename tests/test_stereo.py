@@ -3,13 +3,18 @@ matched (a flat wall, a pair without baseline), and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from atlas.config import PrepareConfig
+from atlas.data.prepare import PrepareSettings
 from atlas.data.scannet import ScanNetFolder
 from atlas.geometry.camera import scale_intrinsics
+from atlas.model.inference import ModelInferenceConfig
 from atlas.stereo.pipeline import StereoConfig, grey_images, prior_stereo_config, stereo_depths
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep
 from atlas.stereo.views import select_keyframes, select_neighbours
@@ -42,12 +47,42 @@ def test_neighbours_spread_apart():
 
 
 def test_prior_settings_do_not_follow_the_stereo_method():
-    # the bundled model was trained on priors made with these; tuning method=stereo's
-    # defaults (neighbour spread, truncation) must not change the model's input
-    prior, method = prior_stereo_config(), StereoConfig()
-    assert (prior.neighbour_separation, prior.trunc_voxels) == (0.0, 3.0)
-    assert (prior.keyframe_translation, prior.sweep.window, prior.sweep.top_k) == (0.15, 11, 3)
-    assert (method.neighbour_separation, method.trunc_voxels) != (0.0, 3.0)
+    # the bundled model was trained on priors made with exactly these; tuning
+    # method=stereo's defaults must not change the model's input anywhere it is made
+    prior = dataclasses.asdict(prior_stereo_config())
+    assert prior == {
+        "image_size": (160, 120),
+        "sweep": {
+            "n_planes": 64,
+            "min_depth": 0.3,
+            "max_depth": 5.0,
+            "window": 11,
+            "top_k": 3,
+            "max_cost": 0.8,
+            "max_ratio": 0.97,
+            "min_std": 0.01,
+        },
+        "n_neighbours": 5,
+        "neighbour_separation": 0.0,
+        "keyframe_translation": 0.15,
+        "keyframe_rotation_deg": 10.0,
+        "consistency_views": 4,
+        "min_consistent": 1,
+        "consistency_tol": 0.03,
+        "voxel_size": 0.04,
+        "trunc_voxels": 3.0,
+        "max_depth": 3.0,
+    }
+    for made_by in (PrepareSettings(), ModelInferenceConfig(), PrepareConfig()):
+        assert dataclasses.asdict(made_by.stereo) == prior, type(made_by).__name__
+
+
+def test_neighbour_separation_must_be_a_distance():
+    poses = np.tile(np.eye(4), (5, 1, 1))
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="min_separation"):
+            select_neighbours(poses, 0, 3, 2.0, K, (160, 120), min_separation=bad)
 
 
 def test_sweep_depth_on_textured_scene(small_dataset):

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class StereoConfig:
     """image_size: (width, height) the sweep runs at; n_neighbours: views per keyframe;
-    neighbour_separation: metres between any two neighbours of a keyframe (0: the best
-    ranked, often consecutive frames); keyframe_translation (m) / keyframe_rotation_deg:
+    neighbour_separation: metres between any two neighbours a keyframe is matched against
+    (0: the best ranked, often consecutive frames; the keyframes its depth is checked
+    against are not spread); keyframe_translation (m) / keyframe_rotation_deg:
     pose change between keyframes; consistency_views: other keyframes each depth map is
     checked against; min_consistent: how many must agree; consistency_tol: relative depth
     tolerance; voxel_size, trunc_voxels, max_depth: the fused volume."""
@@ -53,8 +54,9 @@ class StereoConfig:
 def prior_stereo_config() -> StereoConfig:
     """The stereo settings a model's prior is made with, in preparation and in inference
     alike: the bundled model was trained on priors made this way (keyframes every 15 cm,
-    11x11 NCC windows, the best 3 of 5 neighbours), so its input must not change when
-    ``method=stereo``'s own defaults are tuned."""
+    11x11 NCC windows, the best 3 of 5 neighbours, not spread apart, a 3-voxel
+    truncation band), so its input must not change when ``method=stereo``'s own
+    defaults are tuned."""
     return StereoConfig(
         keyframe_translation=0.15,
         neighbour_separation=0.0,

@@ -78,6 +78,8 @@ def select_neighbours(
     spread around the keyframe. poses: (N, 4, 4) camera-to-world. Returns indices,
     best first.
     """
+    if not min_separation >= 0:  # also catches NaN
+        raise ValueError(f"min_separation must be >= 0 metres, got {min_separation}")
     overlap = view_overlap(poses, ref, K, size, depth)
     overlap[ref] = 0.0
     centre = poses[ref, :3, 3]
