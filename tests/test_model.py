@@ -93,6 +93,24 @@ def test_overfits_one_crop(prepared):
     assert fscore > 0.8, fscore
 
 
+def test_prior_jitter_moves_the_prior_not_the_targets(prepared):
+    """A jittered training item reads its prior displaced (surfaces shift by centimetres)
+    and its targets unchanged; validation items are never jittered."""
+    base = dict(n_frames=4, image_size=(80, 60), crop_voxels=(32, 32, 24))
+    base.update(voxel_sizes=SIZES, rotation="none", prior="stereo")
+    dirs = [prepared / "prepared" / "scene0000_00"]
+    plain = SceneItems(dirs, ItemConfig(**base), train=True)[(0, 3)]
+    jittered = SceneItems(dirs, ItemConfig(**base, prior_jitter=0.06), train=True)[(0, 3)]
+    assert torch.equal(plain["tsdf_08"], jittered["tsdf_08"])
+    both = plain["prior_observed"] & jittered["prior_observed"]
+    change = (plain["prior_tsdf"] - jittered["prior_tsdf"])[both].abs()
+    # 6 cm against a 24 cm truncation band: TSDF values move by ~0.1-0.3 near surfaces
+    assert 0.02 < change.mean() < 0.5, change.mean()
+    val = SceneItems(dirs, ItemConfig(**base, prior_jitter=0.06), train=False)[0]
+    val_plain = SceneItems(dirs, ItemConfig(**base), train=False)[0]
+    assert torch.equal(val["prior_tsdf"], val_plain["prior_tsdf"])
+
+
 def train_command(prepared: Path, out: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,

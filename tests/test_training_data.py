@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.data.crops import sample_grid
+from atlas.data.crops import sample_grid, smooth_displacement
 from atlas.data.image_io import read_depth
 from atlas.data.prepare import PrepareSettings, load_index, prepare_scene
 from atlas.data.resumable import ResumableSampler
@@ -154,3 +154,25 @@ def test_resumable_order_depends_only_on_seed_and_position():
     assert [k for pair in zip(*ranks, strict=True) for k in pair] == stream
     with pytest.raises(ValueError, match="rank 2"):
         ResumableSampler(5, 1, rank=2, world_size=2)
+
+
+def test_smooth_displacement_moves_neighbours_together():
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 6.4, 641)  # 1 cm apart along a 6.4 m line
+    pts = np.stack([x, np.full_like(x, 1.0), np.full_like(x, 0.5)], 1)
+    d = smooth_displacement(rng, pts, 0.06, 0.32)
+    assert d.shape == pts.shape and d.dtype == pts.dtype
+    # at the lattice nodes (every 32 cm) each component is N(0, 6 cm); between them the
+    # trilinear blend is tamer, so the overall spread is a bit below 6 cm
+    assert 0.03 < d.std() < 0.07, d.std()
+    steps = np.abs(np.diff(d, axis=0))  # 1 cm apart: at most 1/32 of a node-to-node change
+    assert steps.max() < 0.06 * 8 / 32
+    far = d[::64]  # 64 cm apart (two lattice cells): independent draws
+    assert abs(np.corrcoef(far[:-1, 0], far[1:, 0])[0, 1]) < 0.5
+    again = smooth_displacement(np.random.default_rng(0), pts, 0.06, 0.32)
+    np.testing.assert_array_equal(d, again)
+
+
+def test_negative_prior_jitter_is_refused(prepared):
+    with pytest.raises(ValueError, match="prior_jitter"):
+        SceneItems([prepared / SCENE], ItemConfig(prior_jitter=-0.1), train=True)

@@ -11,6 +11,7 @@ for rotations by multiples of 90 degrees and whole-voxel shifts, trilinearly oth
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from atlas.geometry.voxel_grid import VoxelGrid
 
@@ -104,3 +105,19 @@ def random_crop_transform(
     if rotation != "any":
         T[:3, 3] = np.round(T[:3, 3] / voxel_size) * voxel_size
     return T
+
+
+def smooth_displacement(
+    rng: np.random.Generator, points: np.ndarray, std: float, spacing: float
+) -> np.ndarray:
+    """(..., 3) metres: a random displacement field at ``points`` (..., 3) metres, each
+    component Gaussian with ``std`` metres on a lattice ``spacing`` metres apart over the
+    points' box and trilinear between lattice nodes, so nearby points move together (a
+    surface shifts and bends instead of dissolving into noise)."""
+    flat = points.reshape(-1, 3)
+    lo = flat.min(0)
+    coords = ((flat - lo) / spacing).T  # (3, N) lattice units
+    dims = tuple(int(n) + 2 for n in np.ceil(coords.max(1)))
+    lattice = rng.normal(0.0, std, size=(3, *dims))
+    out = np.stack([map_coordinates(c, coords, order=1, mode="nearest") for c in lattice], 1)
+    return out.reshape(points.shape).astype(points.dtype)

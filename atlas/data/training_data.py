@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from atlas.data.crops import crop_centres, random_crop_transform, sample_grid
+from atlas.data.crops import crop_centres, random_crop_transform, sample_grid, smooth_displacement
 from atlas.data.image_io import read_color
 from atlas.data.prepare import frame_path, is_prepared, load_index, scale_key
 from atlas.data.resumable import ItemKey, ResumableSampler
@@ -55,7 +55,11 @@ class ItemConfig:
     with ``prior_voxel_size`` equal to it); prior_dropout: share of training items whose
     prior is replaced by an empty one (all unobserved, TSDF 1: what inference gives a
     single frame or a sequence with no baseline), so the network also learns to work
-    from image features alone; val_frames: frames of a validation item."""
+    from image features alone; prior_jitter: metres, the standard deviation of a smooth
+    random displacement (lattice ``prior_jitter_spacing`` metres) of where training
+    items read their prior, so its surfaces are shifted and bent against the targets
+    the way real stereo's errors place them (0: off); val_frames: frames of a
+    validation item."""
 
     n_frames: int = 20
     frame_selection: str = "random"
@@ -65,6 +69,8 @@ class ItemConfig:
     rotation: str = "any"
     prior: str = "none"
     prior_dropout: float = 0.0
+    prior_jitter: float = 0.0
+    prior_jitter_spacing: float = 0.32
     val_frames: int = 60
 
 
@@ -146,6 +152,11 @@ class SceneItems(Dataset):
             raise ValueError(f"item prior must be stereo or none, got {cfg.prior!r}")
         if not 0.0 <= cfg.prior_dropout <= 1.0:
             raise ValueError(f"item prior_dropout must be in [0, 1], got {cfg.prior_dropout}")
+        if not (cfg.prior_jitter >= 0 and cfg.prior_jitter_spacing > 0):
+            raise ValueError(
+                "item prior_jitter must be >= 0 and prior_jitter_spacing > 0 metres, got "
+                f"{cfg.prior_jitter} and {cfg.prior_jitter_spacing}"
+            )
         self.cfg = cfg
         self.train = train
         self.items_per_scene = items_per_scene if train else 1
@@ -183,7 +194,12 @@ class SceneItems(Dataset):
             targets[f"tsdf_{scale_key(vs)}"] = torch.from_numpy(tsdf)
             targets[f"observed_{scale_key(vs)}"] = torch.from_numpy(observed)
         if cfg.prior == "stereo":
-            tsdf, observed = sample_grid(scene.prior(sizes[0]), fine_world)
+            prior_at = fine_world
+            if self.train and cfg.prior_jitter > 0:
+                prior_at = fine_world + smooth_displacement(
+                    rng, fine_world, cfg.prior_jitter, cfg.prior_jitter_spacing
+                )
+            tsdf, observed = sample_grid(scene.prior(sizes[0]), prior_at)
             if self.train and cfg.prior_dropout > 0 and rng.random() < cfg.prior_dropout:
                 tsdf, observed = np.ones_like(tsdf), np.zeros_like(observed)
             targets["prior_tsdf"] = torch.from_numpy(tsdf)
