@@ -3,7 +3,8 @@ stereo prior beside them, and a 3D network regressing the TSDF coarse to fine.
 
 Input channels of the 3D network, in order: the averaged features (C), a 0/1 channel
 "seen by at least one view", then with ``prior="stereo"`` the prior's TSDF (1 where
-unobserved) and its observed mask.
+unobserved) and its observed mask, then with ``colour_variance`` the views' colour
+standard deviation (:mod:`atlas.model.photo_consistency`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 
 from atlas.model.backbone import ResNetFPN
 from atlas.model.backproject import FeatureVolume
+from atlas.model.photo_consistency import ColourVariance
 from atlas.model.volume_net import ScaleOutput, VolumeNet
 
 PRIORS = ("stereo", "none")
@@ -37,7 +39,8 @@ def feature_projection(
 class ATLASNet(nn.Module):
     """backbone: a :class:`ResNetFPN`; net: the :class:`VolumeNet` settings besides its
     input channels; prior: ``stereo`` or ``none``; feature_mode: ``bilinear`` or
-    ``nearest`` back-projection; view_chunk: views through the backbone at a time."""
+    ``nearest`` back-projection; view_chunk: views through the backbone at a time;
+    colour_variance: also take the views' colour standard deviation per voxel."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class ATLASNet(nn.Module):
         semantic_classes: int = 0,
         view_chunk: int = 8,
         fine_blocks: int | None = None,
+        colour_variance: bool = False,
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
@@ -57,7 +61,10 @@ class ATLASNet(nn.Module):
         self.prior = prior
         self.feature_mode = feature_mode
         self.view_chunk = view_chunk
-        in_channels = backbone.out_channels + 1 + (2 if prior == "stereo" else 0)
+        self.colour_variance = colour_variance
+        in_channels = (
+            backbone.out_channels + 1 + (2 if prior == "stereo" else 0) + int(colour_variance)
+        )
         self.net = VolumeNet(
             in_channels,
             tuple(channels),
@@ -92,9 +99,11 @@ class ATLASNet(nn.Module):
         volume: FeatureVolume,
         prior_tsdf: torch.Tensor | None = None,
         prior_observed: torch.Tensor | None = None,
+        colours: ColourVariance | None = None,
     ) -> torch.Tensor:
-        """(B, in_channels, X, Y, Z): averaged features, seen mask, and the prior
-        (prior_tsdf, prior_observed: (B, X, Y, Z)) when the model takes one."""
+        """(B, in_channels, X, Y, Z): averaged features, seen mask, the prior
+        (prior_tsdf, prior_observed: (B, X, Y, Z)) when the model takes one, and the
+        colour standard deviation from ``colours`` when it takes that."""
         parts = [volume.mean(), (volume.count > 0).float()]
         if self.prior == "stereo":
             if prior_tsdf is None or prior_observed is None:
@@ -102,6 +111,10 @@ class ATLASNet(nn.Module):
                     "this model takes a stereo prior (model.prior=stereo), but none was given"
                 )
             parts += [prior_tsdf[:, None].float(), prior_observed[:, None].float()]
+        if self.colour_variance:
+            if colours is None:
+                raise ValueError("this model takes the views' colour variance, but none was given")
+            parts.append(colours.std())
         return torch.cat(parts, 1)
 
     def forward(self, batch: dict) -> tuple[list[ScaleOutput], torch.Tensor]:
@@ -117,5 +130,9 @@ class ATLASNet(nn.Module):
             self.feature_mode,
         )
         self.feature_volume(batch["images"], batch["projection"], volume)
-        x = self.volume_input(volume, batch.get("prior_tsdf"), batch.get("prior_observed"))
+        colours = None
+        if self.colour_variance:
+            colours = ColourVariance(batch["origin"], batch["voxel_size"], shape, self.feature_mode)
+            colours.add(batch["images"], batch["projection"])
+        x = self.volume_input(volume, batch.get("prior_tsdf"), batch.get("prior_observed"), colours)
         return self.net(x), volume.count

@@ -17,15 +17,24 @@ frames, same grid) are scored with the ATLAS protocol at 5 cm; with ``--stereo-m
 also ``infer.py method=stereo``'s mesh (no model, its own defaults, 4 cm), the choice a
 user without a model has. Writes a JSON file and one picture per set (model | prior |
 [method=stereo |] ground truth of its first scene) and prints a Markdown table.
+
+``--prior-source`` is a diagnostic: the model's prior is fused from the depth sensor's
+frames at the stereo keyframes instead of stereo depth, either at every pixel
+(``sensor``) or only at the pixels stereo kept (``sensor-at-stereo-pixels``: stereo's
+coverage with perfect depth). It tells how much of the model's error is its input's.
+Synthetic scenes only (7-Scenes' ground truth is its own depth sensor's fusion).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from atlas.data.alignment import AlignedReader, estimate_alignment
 from atlas.data.frames import SceneReader, SubsetReader
@@ -35,11 +44,12 @@ from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.evaluation.render import save_preview
 from atlas.evaluation.report import markdown_table, mean_rows
 from atlas.geometry import Mesh, extract_mesh, fuse_depth_frames, read_ply
+from atlas.geometry.camera import scale_intrinsics
 from atlas.io_utils import atomic_path
 from atlas.model.checkpoint import load_model
-from atlas.model.inference import ModelInferenceConfig, reconstruct_volume
+from atlas.model.inference import ModelInferenceConfig, PriorDepths, reconstruct_volume
 from atlas.reconstruction import reconstruct_stereo
-from atlas.stereo.pipeline import StereoConfig
+from atlas.stereo.pipeline import StereoConfig, StereoDepths, stereo_depths
 
 SEVEN_SCENES_HELD_OUT = range(400, 500)
 
@@ -58,6 +68,47 @@ def seven_scenes_held_out(folder: Path) -> tuple[SceneReader, Mesh]:
         3.0,
     )
     return reader, extract_mesh(grid)
+
+
+PRIOR_SOURCES = ("stereo", "sensor-at-stereo-pixels", "sensor")
+
+
+def sensor_depth_maps(
+    reader: SceneReader, frames: np.ndarray, K: np.ndarray, size: tuple[int, int]
+) -> torch.Tensor:
+    """(N, H, W) float32 metres: the depth frames of ``frames`` resampled (nearest) to
+    ``size`` (W, H), the size ``K`` (3, 3) is for. The depth camera must be the colour
+    one."""
+    w, h = size
+    if reader.K_depth is None or reader.depth_size is None:
+        raise ValueError(f"{reader.name}: no depth frames for a sensor prior")
+    dw, dh = reader.depth_size
+    K_depth = scale_intrinsics(reader.K_depth, w / dw, h / dh)
+    if not np.allclose(K_depth, K, atol=1.0):
+        raise ValueError(f"{reader.name}: the depth camera is not the colour camera")
+    maps = [
+        F.interpolate(torch.from_numpy(f.depth)[None, None], size=(h, w), mode="nearest")[0, 0]
+        for f in reader.iter_frames(frames)
+    ]
+    return torch.stack(maps)
+
+
+def sensor_prior(source: str) -> PriorDepths:
+    """A model's prior depth maps for ``source`` (one of PRIOR_SOURCES): stereo's own, or
+    the depth sensor's at the same keyframes (everywhere, or where stereo kept a depth)."""
+    if source == "stereo":
+        return stereo_depths
+
+    def depths(reader: SceneReader, cfg: StereoConfig, device: str) -> StereoDepths:
+        stereo = stereo_depths(reader, cfg, device)
+        sensor = sensor_depth_maps(
+            reader, stereo.keyframes, stereo.K.cpu().numpy(), cfg.image_size
+        ).to(device)
+        if source == "sensor-at-stereo-pixels":
+            sensor = torch.where(stereo.depths > 0, sensor, 0.0)
+        return dataclasses.replace(stereo, depths=sensor, confidence=(sensor > 0).float())
+
+    return depths
 
 
 def scenes(synthetic: Path, demo: Path, seven_scenes: Path):
@@ -88,13 +139,20 @@ def evaluate(
     rotations: int = 1,
     mesh_upsample: int = ModelInferenceConfig.mesh_upsample,
     stereo_method: bool = False,
+    prior_source: str = "stereo",
 ) -> tuple[list[dict], list[dict]]:
+    if prior_source not in PRIOR_SOURCES:
+        raise ValueError(f"prior source {prior_source!r} is not one of {PRIOR_SOURCES}")
     net, cfg, card = load_model(checkpoint)
     image_size = tuple(card.get("image_size", (160, 120)))
     infer_cfg = ModelInferenceConfig(rotations=rotations)
+    prior_depths = sensor_prior(prior_source)
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, seven_scenes):
-        pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size)
+        if prior_source != "stereo" and set_name != "synthetic":
+            print(f"skipping {reader.name}: a sensor prior is its own ground truth there")
+            continue
+        pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size, "cpu", prior_depths)
         meshes = {"model": extract_mesh(pred.grid, upsample=mesh_upsample)}
         if pred.prior is not None:
             meshes["stereo prior"] = extract_mesh(pred.prior, upsample=mesh_upsample)
@@ -176,6 +234,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also score method=stereo (no model) on every scene",
     )
+    parser.add_argument(
+        "--prior-source",
+        choices=PRIOR_SOURCES,
+        default="stereo",
+        help="diagnostic: fuse the model's prior from the depth sensor (synthetic scenes)",
+    )
     args = parser.parse_args(argv)
     rows, means = evaluate(
         args.checkpoint,
@@ -186,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rotations,
         args.mesh_upsample,
         args.stereo_method,
+        args.prior_source,
     )
     with atomic_path(args.out) as tmp:
         tmp.write_text(
@@ -195,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
                     "rotations": args.rotations,
                     "mesh_upsample": args.mesh_upsample,
                     "stereo_method": args.stereo_method,
+                    "prior_source": args.prior_source,
                     "scenes": rows,
                     "means": means,
                 },

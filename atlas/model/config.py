@@ -26,7 +26,9 @@ class NetConfig:
     """channels: 3D network channels per scale, finest first; blocks: residual blocks
     per scale; fine_blocks: at the finest scale (default ``blocks``); prior: ``stereo``
     or ``none``; feature_mode: ``bilinear`` or ``nearest``; semantic_classes: 0 (off)
-    or e.g. 41 for NYU40; view_chunk: views per backbone pass."""
+    or e.g. 41 for NYU40; view_chunk: views per backbone pass; colour_variance: one more
+    input channel, the standard deviation of the views' colours at each voxel
+    (:mod:`atlas.model.photo_consistency`)."""
 
     channels: tuple[int, int, int] = (16, 32, 64)
     blocks: int = 1
@@ -35,6 +37,7 @@ class NetConfig:
     feature_mode: str = "bilinear"
     semantic_classes: int = 0
     view_chunk: int = 8
+    colour_variance: bool = False
 
 
 @dataclass
@@ -84,4 +87,5 @@ def build_model(cfg: ModelConfig, load_backbone_weights: bool = True) -> ATLASNe
         n.semantic_classes,
         n.view_chunk,
         n.fine_blocks,
+        n.colour_variance,
     )

@@ -30,8 +30,10 @@ from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
+from atlas.model.photo_consistency import ColourVariance
 from atlas.stereo.pipeline import (
     StereoConfig,
+    StereoDepths,
     fuse_prior,
     prior_stereo_config,
     stereo_depths,
@@ -39,6 +41,11 @@ from atlas.stereo.pipeline import (
 from atlas.stereo.views import select_keyframes
 
 log = logging.getLogger(__name__)
+
+# Where a model's prior depth maps come from: (reader, stereo settings, device) -> the
+# keyframes' depths. Stereo in use; the model card swaps in the depth sensor to measure
+# what a perfect prior would give.
+PriorDepths = Callable[[SceneReader, StereoConfig, str], StereoDepths]
 
 
 @dataclass
@@ -141,13 +148,17 @@ def on_grid(source: VoxelGrid, grid: ModelGrid) -> tuple[np.ndarray, np.ndarray]
 
 
 def prior_volume(
-    reader: SceneReader, grid: ModelGrid, cfg: StereoConfig, device: str
+    reader: SceneReader,
+    grid: ModelGrid,
+    cfg: StereoConfig,
+    device: str,
+    prior_depths: PriorDepths = stereo_depths,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """The stereo prior sampled on ``grid``: tsdf, observed (1, X, Y, Z) and facts.
     With fewer than two frames, or no pair with a baseline, the prior is empty (all
     unobserved) and the facts say why: the model then works from image features alone."""
     try:
-        depths = stereo_depths(reader, cfg, device)
+        depths = prior_depths(reader, cfg, device)
     except ValueError as err:
         log.warning("%s: no stereo prior: %s", reader.name, err)
         empty = torch.zeros((1, *grid.shape), device=device)
@@ -305,24 +316,42 @@ def views_touching_box(
     return front.any(1) & ~(front.all(1) & outside)
 
 
+@dataclass
+class ViewChunk:
+    """Up to ``view_chunk`` frames as the 3D part needs them: features (1, n, C, h, w)
+    and projection (1, n, 3, 4) world -> feature-map pixels; for a ``colour_variance``
+    model also colours (1, n, 3, H, W) uint8 and colour_projection (1, n, 3, 4) world ->
+    image pixels (else None)."""
+
+    features: torch.Tensor
+    projection: torch.Tensor
+    colours: torch.Tensor | None = None
+    colour_projection: torch.Tensor | None = None
+
+
 def frame_features(
     reader: SceneReader,
     indices: np.ndarray,
     net: ATLASNet,
     image_size: tuple[int, int],
     device: str,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Backbone features of the frames, streamed ``view_chunk`` at a time: a list of
-    (features (1, n, C, h, w), projection (1, n, 3, 4) world -> feature pixels). Kept
-    for every frame (C * h * w floats each: 77 kB at 160x120, C = 16) so each tile
-    back-projects them without reading the images again."""
+) -> list[ViewChunk]:
+    """Backbone features of the frames, streamed ``view_chunk`` at a time. Kept for every
+    frame (C * h * w floats each: 77 kB at 160x120, C = 16; plus the 58 kB uint8 image
+    for a ``colour_variance`` model) so each tile back-projects them without reading the
+    images again."""
     w, h = image_size
     K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
     out = []
     with torch.no_grad():
         for images, poses in _image_batches(reader, indices, image_size, net.view_chunk):
             projection = torch.tensor(K @ np.linalg.inv(poses)[:, :3], dtype=torch.float32)
-            out.append(net.image_features(images.to(device), projection[None].to(device)))
+            projection = projection[None].to(device)
+            chunk = ViewChunk(*net.image_features(images.to(device), projection))
+            if net.colour_variance:
+                chunk.colours = (images * 255).round().to(torch.uint8).to(device)
+                chunk.colour_projection = projection
+            out.append(chunk)
     return out
 
 
@@ -333,8 +362,10 @@ def reconstruct_volume(
     cfg: ModelInferenceConfig,
     image_size: tuple[int, int],
     device: str = "cpu",
+    prior_depths: PriorDepths = stereo_depths,
 ) -> VolumePrediction:
-    """The model's TSDF of a sequence, the prior it was given, and facts."""
+    """The model's TSDF of a sequence, the prior it was given (its depth maps from
+    ``prior_depths``), and facts."""
     t0 = time.perf_counter()
     indices = chosen_frames(reader, cfg)
     grid = model_grid(reader, indices, model, cfg.max_depth)
@@ -349,7 +380,9 @@ def reconstruct_volume(
     }
     prior_tsdf = prior_observed = None
     if model.net.prior == "stereo":
-        prior_tsdf, prior_observed, stereo_facts = prior_volume(reader, grid, cfg.stereo, device)
+        prior_tsdf, prior_observed, stereo_facts = prior_volume(
+            reader, grid, cfg.stereo, device, prior_depths
+        )
         facts["stereo"] = stereo_facts
     t1 = time.perf_counter()
     features = frame_features(reader, indices, net, image_size, device)
@@ -362,19 +395,28 @@ def reconstruct_volume(
         volume = FeatureVolume(
             origin, grid.voxel_size, shape, net.backbone.out_channels, net.feature_mode
         )
+        colours = None
+        if net.colour_variance:
+            colours = ColourVariance(origin, grid.voxel_size, shape, net.feature_mode)
         lo = torch.tensor(corner, dtype=torch.float32)
         hi = lo + grid.voxel_size * (torch.tensor(shape, dtype=torch.float32) - 1)
-        for feats, proj in features:
+        for chunk in features:
+            feats, proj = chunk.features, chunk.projection
             keep = views_touching_box(proj[0].cpu(), lo, hi, feats.shape[-1], feats.shape[-2])
             if keep.any():
                 idx = torch.nonzero(keep).squeeze(1).to(feats.device)
                 volume.add(feats.index_select(1, idx), proj.index_select(1, idx))
+                if colours is not None:
+                    colours.add(
+                        chunk.colours.index_select(1, idx).float() / 255,
+                        chunk.colour_projection.index_select(1, idx),
+                    )
         prior = (
             (None, None)
             if prior_tsdf is None
             else (prior_tsdf[:, mx, my], prior_observed[:, mx, my])
         )
-        return net.volume_input(volume, *prior), volume.count[0, 0] > 0
+        return net.volume_input(volume, *prior, colours), volume.count[0, 0] > 0
 
     with torch.no_grad():
         pred = predict_tiled(

@@ -45,7 +45,8 @@ class ATLASModule(pl.LightningModule):
     when the model has a semantic head; fscore_threshold: metres, validation F-score;
     init_weights: a model file or training checkpoint of the same architecture to start
     from (fine-tuning: fresh optimiser and schedule; ``ckpt_path`` resumption overrides
-    it)."""
+    it), or of one without this model's trailing input channels (``colour_variance``),
+    which then start at zero weight."""
 
     def __init__(
         self,
@@ -83,7 +84,8 @@ class ATLASModule(pl.LightningModule):
             )
         self.model = build_model(self.config)
         if init_weights is not None:
-            load_weights(self.model, read_model_file(init_weights)["state_dict"], init_weights)
+            state = read_model_file(init_weights)["state_dict"]
+            load_weights(self.model, self.model.net.widen_inputs(state, "net."), init_weights)
         self.loss_weights = tuple(loss_weights)
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, dict, list[ScaleOutput], torch.Tensor]:

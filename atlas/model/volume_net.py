@@ -93,6 +93,25 @@ class VolumeNet(nn.Module):
         self.observed_head = nn.Conv3d(c0, 1, 1)
         self.semantic = nn.Conv3d(c0, semantic_classes, 1) if semantic_classes > 0 else None
 
+    def widen_inputs(self, state: dict, prefix: str = "") -> dict:
+        """``state`` (keys under ``prefix``) of this network with fewer input channels,
+        widened to this one's: the trailing new input channels get zero weights in the
+        two layers that read the input (the stem and, beside the skip, the finest
+        decoder), so the result computes what the narrower network did. A state that is
+        not narrower is returned as it is."""
+        stem_key, dec_key = f"{prefix}stem.0.0.weight", f"{prefix}dec0.0.0.weight"
+        stem, dec = self.stem[0][0].weight, self.dec0[0][0].weight
+        if stem_key not in state or state[stem_key].shape[1] >= stem.shape[1]:
+            return state
+        old_in, c0 = state[stem_key].shape[1], stem.shape[0]
+        kept = 2 * c0 + old_in  # decoder input: [upsampled, e0, x, coarse TSDF]
+        wide_stem = state[stem_key].new_zeros(stem.shape)
+        wide_stem[:, :old_in] = state[stem_key]
+        wide_dec = state[dec_key].new_zeros(dec.shape)
+        wide_dec[:, :kept] = state[dec_key][:, :kept]
+        wide_dec[:, -1] = state[dec_key][:, -1]
+        return {**state, stem_key: wide_stem, dec_key: wide_dec}
+
     def forward(self, x: torch.Tensor) -> list[ScaleOutput]:
         if any(n % 4 for n in x.shape[-3:]):
             raise ValueError(f"volume {tuple(x.shape[-3:])} must be a multiple of 4 voxels")

@@ -1,0 +1,48 @@
+"""Photo-consistency of a voxel: how much the colours of the views that see it differ.
+
+A voxel on a surface projects to the same point of that surface in every view, so its
+colours agree (up to lighting); a voxel in free space projects to whatever lies behind
+it along each ray, which differs from view to view. The per-voxel variance of the views'
+colours is therefore low on surfaces: a parameter-free, multi-view cue beside the
+averaged image features and the stereo prior. Measured with the raw colours of the
+synthetic test rooms at 8 cm (model card), it separates surface voxels from free ones
+with an AUC of 0.71-0.82, and 0.59-0.86 where the stereo prior has nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from atlas.model.backproject import FeatureVolume
+
+
+class ColourVariance:
+    """Running colour statistics of views over a batch of volumes.
+
+    origin: (B, 3) metres; voxel_size: metres (float or (B,)); shape: (X, Y, Z); mode:
+    back-projection sampling (``bilinear`` or ``nearest``). ``add`` takes views in any
+    chunks; ``std()`` is (B, 1, X, Y, Z): the standard deviation of the colours (R, G, B
+    in [0, 1], variance averaged over the three) of the views that see each voxel, 0
+    where fewer than two do.
+    """
+
+    def __init__(
+        self,
+        origin: torch.Tensor,
+        voxel_size: torch.Tensor | float,
+        shape: tuple[int, int, int],
+        mode: str = "bilinear",
+    ) -> None:
+        # channels: R, G, B and their squares
+        self.moments = FeatureVolume(origin, voxel_size, shape, 6, mode)
+
+    def add(self, images: torch.Tensor, projection: torch.Tensor) -> None:
+        """images: (B, V, 3, H, W) RGB in [0, 1]; projection: (B, V, 3, 4) world -> image
+        pixels (pixel (0, 0)'s centre at (0, 0))."""
+        images = images.float()
+        self.moments.add(torch.cat([images, images * images], 2), projection)
+
+    def std(self) -> torch.Tensor:
+        moments = self.moments.mean()
+        variance = (moments[:, 3:] - moments[:, :3] ** 2).clamp_min(0).mean(1, keepdim=True)
+        return torch.where(self.moments.count >= 2, variance.sqrt(), torch.zeros_like(variance))

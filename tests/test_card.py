@@ -1,0 +1,44 @@
+"""The model card's sensor-prior diagnostic: the depth sensor's maps stand in for stereo
+at the same keyframes, on stereo's pixel grid."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from atlas.data.scannet import ScanNetFolder
+from atlas.model.card import sensor_depth_maps, sensor_prior
+from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
+
+
+def test_sensor_prior_replaces_stereo_depth_on_its_grid(small_dataset):
+    reader = ScanNetFolder(small_dataset / "scans" / "scene0000_00")
+    cfg = prior_stereo_config()
+    stereo = stereo_depths(reader, cfg)
+    everywhere = sensor_prior("sensor")(reader, cfg, "cpu")
+    at_stereo = sensor_prior("sensor-at-stereo-pixels")(reader, cfg, "cpu")
+    assert sensor_prior("stereo") is stereo_depths
+    np.testing.assert_array_equal(everywhere.keyframes, stereo.keyframes)
+    torch.testing.assert_close(everywhere.poses, stereo.poses)
+
+    # nearest resampling 320x240 -> 160x120: pixel (v, u) is the frame's (2v, 2u)
+    first = reader.read_frame(int(stereo.keyframes[0])).depth
+    np.testing.assert_array_equal(everywhere.depths[0].numpy(), first[::2, ::2])
+    assert (everywhere.depths > 0).float().mean() > 0.95  # a closed room: depth everywhere
+
+    kept = stereo.depths > 0
+    assert torch.equal(at_stereo.depths > 0, kept & (everywhere.depths > 0))
+    torch.testing.assert_close(at_stereo.depths[kept], everywhere.depths[kept])
+    # the same pixel grid: stereo's depth matches the sensor's to a few percent
+    rel = (stereo.depths[kept] - everywhere.depths[kept]).abs() / everywhere.depths[kept]
+    assert rel.median() < 0.03
+
+
+def test_sensor_prior_refuses_another_depth_camera():
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
+    reader = SimpleNamespace(name="kinect", K_depth=K * [[1.2], [1.2], [1]], depth_size=(160, 120))
+    with pytest.raises(ValueError, match="kinect: the depth camera is not the colour camera"):
+        sensor_depth_maps(reader, np.array([0]), K, (160, 120))

@@ -1,0 +1,57 @@
+"""The colour-variance input channel: a hand-computed value, voxels seen by fewer than
+two views, and fine-tuning a model that lacks the channel."""
+
+import torch
+
+from atlas.model.config import BackboneConfig, ModelConfig, NetConfig, build_model
+from atlas.model.photo_consistency import ColourVariance
+from atlas.model.volume_net import VolumeNet
+
+
+def test_colour_std_matches_hand_computed_value():
+    # a 2x2-pixel image, identity camera (f = 1, c = 0.5), and a 1x1x2 volume on the
+    # optical axis at z = 1, 2: both views (same camera) see both voxels, a third view
+    # (looking away, the camera flipped) sees neither
+    K = torch.tensor([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    facing = torch.cat([K, torch.zeros(3, 1)], 1)
+    away = facing @ torch.diag(torch.tensor([1.0, 1.0, -1.0, 1.0]))
+    projection = torch.stack([facing, facing, away])[None]
+    colours = torch.tensor([[0.2, 0.4, 0.6], [0.4, 0.4, 0.2], [1.0, 0.0, 1.0]])
+    images = colours[None, :, :, None, None].expand(1, 3, 3, 2, 2)
+    volume = ColourVariance(torch.tensor([[0.0, 0.0, 1.0]]), 1.0, (1, 1, 2))
+    volume.add(images[:, :2], projection[:, :2])
+    volume.add(images[:, 2:], projection[:, 2:])  # streamed: a view that sees nothing
+    # per channel variance of two values a, b: ((a - b) / 2)^2 -> 0.01, 0, 0.04
+    expected = torch.full((1, 1, 1, 1, 2), (0.05 / 3) ** 0.5)
+    torch.testing.assert_close(volume.std(), expected)
+
+    one_view = ColourVariance(torch.tensor([[0.0, 0.0, 1.0]]), 1.0, (1, 1, 2))
+    one_view.add(images[:, :1], projection[:, :1])
+    assert one_view.std().abs().max() == 0  # one view: no spread to measure
+
+
+def test_widened_network_computes_what_the_narrow_one_did():
+    torch.manual_seed(0)
+    narrow, wide = VolumeNet(5, (4, 8, 8)).eval(), VolumeNet(6, (4, 8, 8)).eval()
+    state = narrow.state_dict()
+    wide.load_state_dict(wide.widen_inputs(state))
+    own = wide.state_dict()
+    assert wide.widen_inputs(own) is own  # not narrower: returned as it is
+    x = torch.randn(1, 5, 8, 8, 8)
+    extra = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        a, b = narrow(x), wide(torch.cat([x, extra], 1))
+    for out_a, out_b in zip(a, b, strict=True):
+        torch.testing.assert_close(out_a.tsdf, out_b.tsdf)
+    torch.testing.assert_close(a[0].observed, b[0].observed)
+
+
+def test_model_with_colour_variance_takes_one_more_channel():
+    cfg = ModelConfig(
+        backbone=BackboneConfig(width=8, out_channels=8),
+        net=NetConfig(channels=(4, 8, 8), colour_variance=True),
+        voxel_sizes=(0.08, 0.16, 0.32),
+    )
+    net = build_model(cfg)
+    assert net.net.stem[0][0].weight.shape[1] == 8 + 1 + 2 + 1
+    assert ModelConfig.from_dict(cfg.to_dict()).net.colour_variance
