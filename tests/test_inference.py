@@ -48,10 +48,11 @@ def scene(tmp_path_factory) -> ScanNetFolder:
     return ScanNetFolder(path)
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
+def make_tiny_model(colour_variance: bool = False):
     torch.manual_seed(0)
-    cfg = ModelConfig.from_dict(TINY)
+    cfg = ModelConfig.from_dict(
+        {**TINY, "net": {**TINY["net"], "colour_variance": colour_variance}}
+    )
     net = build_model(cfg).eval()
     # Non-trivial BatchNorm statistics, as a trained network has.
     for m in net.modules():
@@ -59,6 +60,11 @@ def tiny_model():
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return net, cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return make_tiny_model()
 
 
 def test_tiles_cover_the_volume_once():
@@ -73,8 +79,9 @@ def test_tiles_cover_the_volume_once():
     assert (covered == 1).all()
 
 
-def test_chunked_equals_whole(scene, tiny_model):
-    net, cfg = tiny_model
+@pytest.mark.parametrize("colour_variance", [False, True])
+def test_chunked_equals_whole(scene, colour_variance):
+    net, cfg = make_tiny_model(colour_variance)
     whole = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60)).grid
     X, Y, Z = whole.shape
     small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
