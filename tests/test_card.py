@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from atlas.data.scannet import ScanNetFolder
-from atlas.model.card import sensor_depth_maps, sensor_prior
+from atlas.model.card import check_sensor_camera, sensor_depth_maps, sensor_prior
 from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
 
 
@@ -38,7 +38,18 @@ def test_sensor_prior_replaces_stereo_depth_on_its_grid(small_dataset):
 
 
 def test_sensor_prior_refuses_another_depth_camera():
-    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
-    reader = SimpleNamespace(name="kinect", K_depth=K * [[1.2], [1.2], [1]], depth_size=(160, 120))
+    K = np.array([[200.0, 0, 159.5], [0, 200.0, 119.5], [0, 0, 1]])
+    same = SimpleNamespace(
+        name="rgbd",
+        K_color=K,
+        color_size=(320, 240),
+        K_depth=K / [[2], [2], [1]],
+        depth_size=(160, 120),
+    )
+    check_sensor_camera(same, (160, 120))  # the same camera at half the size
+    other = SimpleNamespace(**{**vars(same), "name": "kinect", "K_depth": same.K_depth * 1.1})
     with pytest.raises(ValueError, match="kinect: the depth camera is not the colour camera"):
-        sensor_depth_maps(reader, np.array([0]), K, (160, 120))
+        sensor_depth_maps(other, np.array([0]), (160, 120))
+    none = SimpleNamespace(**{**vars(same), "name": "rgb", "K_depth": None, "depth_size": None})
+    with pytest.raises(ValueError, match="rgb: no depth frames"):
+        check_sensor_camera(none, (160, 120))

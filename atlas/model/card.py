@@ -73,19 +73,25 @@ def seven_scenes_held_out(folder: Path) -> tuple[SceneReader, Mesh]:
 PRIOR_SOURCES = ("stereo", "sensor-at-stereo-pixels", "sensor")
 
 
-def sensor_depth_maps(
-    reader: SceneReader, frames: np.ndarray, K: np.ndarray, size: tuple[int, int]
-) -> torch.Tensor:
-    """(N, H, W) float32 metres: the depth frames of ``frames`` resampled (nearest) to
-    ``size`` (W, H), the size ``K`` (3, 3) is for. The depth camera must be the colour
-    one."""
-    w, h = size
+def check_sensor_camera(reader: SceneReader, size: tuple[int, int]) -> None:
+    """A ValueError naming the scene unless it has depth frames taken by its colour
+    camera (intrinsics within a pixel of each other at ``size`` (W, H))."""
     if reader.K_depth is None or reader.depth_size is None:
         raise ValueError(f"{reader.name}: no depth frames for a sensor prior")
-    dw, dh = reader.depth_size
-    K_depth = scale_intrinsics(reader.K_depth, w / dw, h / dh)
-    if not np.allclose(K_depth, K, atol=1.0):
+    w, h = size
+    K_colour = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
+    K_depth = scale_intrinsics(reader.K_depth, w / reader.depth_size[0], h / reader.depth_size[1])
+    if not np.allclose(K_depth, K_colour, atol=1.0):
         raise ValueError(f"{reader.name}: the depth camera is not the colour camera")
+
+
+def sensor_depth_maps(
+    reader: SceneReader, frames: np.ndarray, size: tuple[int, int]
+) -> torch.Tensor:
+    """(N, H, W) float32 metres: the depth frames of ``frames`` resampled (nearest) to
+    ``size`` (W, H); see :func:`check_sensor_camera`."""
+    check_sensor_camera(reader, size)
+    w, h = size
     maps = [
         F.interpolate(torch.from_numpy(f.depth)[None, None], size=(h, w), mode="nearest")[0, 0]
         for f in reader.iter_frames(frames)
@@ -101,9 +107,7 @@ def sensor_prior(source: str) -> PriorDepths:
 
     def depths(reader: SceneReader, cfg: StereoConfig, device: str) -> StereoDepths:
         stereo = stereo_depths(reader, cfg, device)
-        sensor = sensor_depth_maps(
-            reader, stereo.keyframes, stereo.K.cpu().numpy(), cfg.image_size
-        ).to(device)
+        sensor = sensor_depth_maps(reader, stereo.keyframes, cfg.image_size).to(device)
         if source == "sensor-at-stereo-pixels":
             sensor = torch.where(stereo.depths > 0, sensor, 0.0)
         return dataclasses.replace(stereo, depths=sensor, confidence=(sensor > 0).float())
@@ -111,8 +115,9 @@ def sensor_prior(source: str) -> PriorDepths:
     return depths
 
 
-def scenes(synthetic: Path, demo: Path, seven_scenes: Path):
-    """(set, reader, ground-truth mesh) of every held-out scene whose data exists."""
+def scenes(synthetic: Path, demo: Path, seven_scenes: Path | None):
+    """(set, reader, ground-truth mesh) of every held-out scene whose data exists (no
+    7-Scenes for ``seven_scenes=None``)."""
     if (synthetic / "scannetv2_test.txt").is_file():
         for name in read_split(synthetic, "test"):
             reader = ScanNetFolder(synthetic / "scans" / name)
@@ -123,7 +128,9 @@ def scenes(synthetic: Path, demo: Path, seven_scenes: Path):
     if demo_scene.is_dir():
         reader = ScanNetFolder(demo_scene)
         yield "synthetic", reader, read_ply(reader.gt_mesh_path)
-    if seven_scenes.is_dir():
+    if seven_scenes is None:
+        print("skipping 7-Scenes: a sensor prior is its own ground truth there")
+    elif seven_scenes.is_dir():
         reader, gt = seven_scenes_held_out(seven_scenes)
         yield "7scenes", reader, gt
     else:
@@ -147,15 +154,15 @@ def evaluate(
     image_size = tuple(card.get("image_size", (160, 120)))
     infer_cfg = ModelInferenceConfig(rotations=rotations)
     prior_depths = sensor_prior(prior_source)
+    sensor = prior_source != "stereo"
     rows, panels = [], {}
-    for set_name, reader, gt in scenes(synthetic, demo, seven_scenes):
-        if prior_source != "stereo" and set_name != "synthetic":
-            print(f"skipping {reader.name}: a sensor prior is its own ground truth there")
-            continue
+    for set_name, reader, gt in scenes(synthetic, demo, None if sensor else seven_scenes):
+        if sensor:  # fail here, not as an empty prior in inference
+            check_sensor_camera(reader, infer_cfg.stereo.image_size)
         pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size, "cpu", prior_depths)
         meshes = {"model": extract_mesh(pred.grid, upsample=mesh_upsample)}
         if pred.prior is not None:
-            meshes["stereo prior"] = extract_mesh(pred.prior, upsample=mesh_upsample)
+            meshes[f"{prior_source} prior"] = extract_mesh(pred.prior, upsample=mesh_upsample)
         if stereo_method:
             try:
                 meshes["method=stereo"] = reconstruct_stereo(reader, StereoConfig()).mesh
@@ -213,12 +220,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--synthetic", default="data/synth320", type=Path)
     parser.add_argument("--demo", default="data/demo", type=Path)
     parser.add_argument("--seven-scenes", default="../shared/data/7scenes-dev", type=Path)
-    parser.add_argument("--out", default="docs/model_eval.json", type=Path)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default docs/model_eval.json, or docs/model_eval_prior_<source>.json",
+    )
     parser.add_argument(
         "--picture",
-        default="docs/model_eval.png",
         type=Path,
-        help="pictures go to <stem>_<set>.png",
+        help="pictures go to <stem>_<set>.png (default: --out's path with .png)",
     )
     parser.add_argument(
         "--rotations", type=int, default=1, help="inference's model.rotations (1, 2 or 4)"
@@ -241,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
         help="diagnostic: fuse the model's prior from the depth sensor (synthetic scenes)",
     )
     args = parser.parse_args(argv)
+    suffix = "" if args.prior_source == "stereo" else f"_prior_{args.prior_source}"
+    args.out = args.out or Path(f"docs/model_eval{suffix}.json")
+    args.picture = args.picture or args.out.with_suffix(".png")
     rows, means = evaluate(
         args.checkpoint,
         args.synthetic,

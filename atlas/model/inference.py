@@ -4,7 +4,8 @@ The grid covers the chosen frames' frusta (clipped at ``max_depth``), so nothing
 cameras saw is clipped; its origin is a multiple of the coarsest voxel size, so
 translating every pose by whole coarse voxels translates the result exactly. Frames
 stream through the backbone ``view_chunk`` at a time and only their stride-4 features
-are kept (77 kB a frame at 160x120). The volume is processed in tiles in x and y (one
+are kept (77 kB a frame at 160x120; a ``colour_variance`` model also keeps the 58 kB
+uint8 image). The volume is processed in tiles in x and y (one
 when it fits ``chunk_voxels``): each tile, with ``chunk_margin`` voxels of context on
 every side, gets its own running feature sum and count from all frames, its network
 input and its 3D network pass, and only its centre is kept; so the large per-voxel

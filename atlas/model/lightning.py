@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from atlas.model.checkpoint import load_weights, read_model_file
 from atlas.model.config import ModelConfig, build_model
 from atlas.model.loss import observed_loss, scale_loss, semantic_loss
 from atlas.model.volume_net import ScaleOutput
+
+log = logging.getLogger(__name__)
 
 
 def prediction_grid(
@@ -85,7 +88,15 @@ class ATLASModule(pl.LightningModule):
         self.model = build_model(self.config)
         if init_weights is not None:
             state = read_model_file(init_weights)["state_dict"]
-            load_weights(self.model, self.model.net.widen_inputs(state, "net."), init_weights)
+            wide = self.model.net.widen_inputs(state, "net.")
+            if wide is not state:
+                log.info(
+                    "%s: the 3D network's input widened from %d to %d channels (zero weights)",
+                    init_weights,
+                    state["net.stem.0.0.weight"].shape[1],
+                    wide["net.stem.0.0.weight"].shape[1],
+                )
+            load_weights(self.model, wide, init_weights)
         self.loss_weights = tuple(loss_weights)
 
     def losses(self, batch: dict) -> tuple[torch.Tensor, dict, list[ScaleOutput], torch.Tensor]:

@@ -15,6 +15,8 @@ import torch
 
 from atlas.model.backproject import FeatureVolume
 
+UNMEASURED = 0.5  # the std of voxels fewer than two views see: the largest possible
+
 
 class ColourVariance:
     """Running colour statistics of views over a batch of volumes.
@@ -22,8 +24,9 @@ class ColourVariance:
     origin: (B, 3) metres; voxel_size: metres (float or (B,)); shape: (X, Y, Z); mode:
     back-projection sampling (``bilinear`` or ``nearest``). ``add`` takes views in any
     chunks; ``std()`` is (B, 1, X, Y, Z): the standard deviation of the colours (R, G, B
-    in [0, 1], variance averaged over the three) of the views that see each voxel, 0
-    where fewer than two do.
+    in [0, 1], variance averaged over the three) of the views that see each voxel, and
+    where fewer than two do, 0.5, the most colours in [0, 1] can spread: one view gives
+    no evidence of agreement, so it must not read as a perfect match.
     """
 
     def __init__(
@@ -45,4 +48,6 @@ class ColourVariance:
     def std(self) -> torch.Tensor:
         moments = self.moments.mean()
         variance = (moments[:, 3:] - moments[:, :3] ** 2).clamp_min(0).mean(1, keepdim=True)
-        return torch.where(self.moments.count >= 2, variance.sqrt(), torch.zeros_like(variance))
+        return torch.where(
+            self.moments.count >= 2, variance.sqrt(), torch.full_like(variance, UNMEASURED)
+        )
