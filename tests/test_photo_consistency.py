@@ -1,9 +1,13 @@
 """The colour-variance input channel: a hand-computed value, voxels seen by fewer than
 two views, and fine-tuning a model that lacks the channel."""
 
+import logging
+
 import torch
 
+from atlas.model.checkpoint import save_model
 from atlas.model.config import BackboneConfig, ModelConfig, NetConfig, build_model
+from atlas.model.lightning import ATLASModule
 from atlas.model.photo_consistency import ColourVariance
 from atlas.model.volume_net import VolumeNet
 
@@ -56,3 +60,25 @@ def test_model_with_colour_variance_takes_one_more_channel():
     net = build_model(cfg)
     assert net.net.stem[0][0].weight.shape[1] == 8 + 1 + 2 + 1
     assert ModelConfig.from_dict(cfg.to_dict()).net.colour_variance
+
+
+def test_fine_tuning_adds_the_channel_to_a_model_file_without_it(tmp_path, caplog):
+    narrow_cfg = ModelConfig(
+        backbone=BackboneConfig(width=8, out_channels=8),
+        net=NetConfig(channels=(4, 8, 8)),
+        voxel_sizes=(0.08, 0.16, 0.32),
+    )
+    narrow = build_model(narrow_cfg)
+    path = save_model(narrow, narrow_cfg, tmp_path / "narrow.pt")
+    wide_cfg = narrow_cfg.to_dict()
+    wide_cfg["net"]["colour_variance"] = True
+    with caplog.at_level(logging.INFO, logger="atlas.model.lightning"):
+        module = ATLASModule(wide_cfg, init_weights=str(path))
+    assert "input widened from 11 to 12 channels" in caplog.text
+    stem = module.model.net.stem[0][0].weight
+    assert stem.shape[1] == 12 and stem[:, 11].abs().max() == 0
+    torch.testing.assert_close(stem[:, :11], narrow.net.stem[0][0].weight)
+    torch.testing.assert_close(
+        module.model.backbone.conv1.weight,
+        narrow.backbone.conv1.weight,
+    )
