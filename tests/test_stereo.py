@@ -47,7 +47,7 @@ def test_neighbours_spread_apart():
 
 
 def test_prior_settings_do_not_follow_the_stereo_method():
-    # the bundled model is scored with priors made with exactly these; tuning
+    # the bundled model is fine-tuned on and scored with priors made with exactly these; tuning
     # method=stereo's defaults must not change the model's input anywhere it is made
     prior = dataclasses.asdict(prior_stereo_config())
     assert prior == {
