@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from atlas.data.synthetic import SceneConfig, generate_dataset
-from atlas.geometry import write_ply
+from atlas.geometry import Mesh, read_ply, write_ply
 from tests.test_evaluation import grid_plane
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,18 +65,105 @@ def test_cli_prints_metrics_and_ends_with_json(plane_pair, tmp_path):
 
 def test_cli_threshold_override(plane_pair, tmp_path):
     pred, gt = plane_pair
-    result = evaluate(tmp_path, f"pred_mesh={pred}", f"gt_mesh={gt}", "protocol.threshold=0.02")
+    overrides = f"pred_mesh={pred}", f"gt_mesh={gt}", "plots.enabled=false"
+    result = evaluate(tmp_path, *overrides, "protocol.threshold=0.02")
     assert last_json(result)["metrics"]["fscore"] == 0
 
 
-def test_cli_missing_prediction_scores_zero_with_a_warning(plane_pair, tmp_path):
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line a failed run must end with (exit 1, no traceback)."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    return line
+
+
+@pytest.mark.parametrize("kind", ["mistyped", "zero_bytes", "text", "truncated"])
+def test_cli_missing_or_unreadable_prediction_is_an_error_naming_it(plane_pair, tmp_path, kind):
+    pred, gt = plane_pair
+    bad = tmp_path / "pred.ply"
+    if kind == "mistyped":
+        bad = tmp_path / "perd.ply"
+    elif kind == "zero_bytes":
+        bad.write_bytes(b"")
+    elif kind == "text":
+        bad.write_text("this is not a mesh\n")
+    else:
+        bad.write_bytes(pred.read_bytes()[:1000])
+    result = evaluate(tmp_path, f"pred_mesh={bad}", f"gt_mesh={gt}", "plots.enabled=false")
+    line = error_line(result)
+    assert str(bad) in line
+    expected = {
+        "mistyped": "prediction not found",
+        "zero_bytes": "not a PLY file",
+        "text": "not a PLY file",
+        "truncated": "truncated PLY file",
+    }[kind]
+    assert expected in line
+
+
+def test_cli_missing_pred_zero_scores_a_missing_prediction_zero(plane_pair, tmp_path):
     _, gt = plane_pair
     missing = tmp_path / "nothing.ply"
-    result = evaluate(tmp_path, f"pred_mesh={missing}", f"gt_mesh={gt}", "plots.enabled=false")
+    overrides = f"pred_mesh={missing}", f"gt_mesh={gt}", "plots.enabled=false"
+    result = evaluate(tmp_path, *overrides, "missing_pred=zero")
     assert result.returncode == 0, result.stderr
-    assert "prediction missing" in result.stdout + result.stderr
+    assert f"prediction missing: {missing}" in result.stdout + result.stderr
     metrics = last_json(result)["metrics"]
     assert metrics["fscore"] == 0 and metrics["acc"] is None  # inf -> null
+    result = evaluate(tmp_path, f"pred_mesh={gt}", f"gt_mesh={gt}", "missing_pred=maybe")
+    assert result.returncode == 2 and "missing_pred" in result.stderr
+
+
+def test_cli_empty_prediction_scores_zero_with_a_warning(plane_pair, tmp_path):
+    _, gt = plane_pair
+    empty = tmp_path / "empty.ply"
+    write_ply(Mesh(np.zeros((0, 3)), np.zeros((0, 3))), empty)
+    result = evaluate(tmp_path, f"pred_mesh={empty}", f"gt_mesh={gt}", "plots.enabled=false")
+    assert result.returncode == 0, result.stderr
+    assert f"prediction is an empty mesh (no vertices): {empty}" in result.stdout + result.stderr
+    line = last_json(result)
+    assert line["n_failed"] == 0 and line["metrics"]["fscore"] == 0
+    assert line["metrics"]["recal"] == 0 and line["metrics"]["acc"] is None
+
+
+def test_cli_non_finite_prediction_vertices_are_an_error_naming_file_and_count(
+    plane_pair, tmp_path
+):
+    pred, gt = plane_pair
+    mesh = read_ply(pred)
+    vertices = mesh.vertices.copy()
+    vertices[[3, 50], 1] = np.nan
+    vertices[7, 2] = np.inf
+    bad = tmp_path / "nan.ply"
+    write_ply(Mesh(vertices, mesh.faces), bad)
+    result = evaluate(tmp_path, f"pred_mesh={bad}", f"gt_mesh={gt}", "plots.enabled=false")
+    line = error_line(result)
+    assert f"{bad}: 3 of {len(vertices)} vertices are not finite" in line
+    assert "must be finite" not in result.stderr  # not SciPy's message
+
+
+def test_cli_mesh_pair_imports_neither_torch_nor_plot_libraries(plane_pair, tmp_path):
+    """The one-pair path runs in a process that never imports torch (1.7 s to import),
+    nor, without plots, Matplotlib or Open3D."""
+    pred, gt = plane_pair
+    code = f"""
+import runpy, sys
+sys.argv = ["evaluate.py", "pred_mesh={pred}", "gt_mesh={gt}", "protocol=atlas",
+            "plots.enabled=false", "hydra.run.dir={tmp_path / "run"}"]
+try:
+    runpy.run_path("evaluate.py", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, exit.code
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} & {{"torch", "open3d", "matplotlib"}})
+print("loaded:", loaded)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "loaded: []"
+    assert json.loads(result.stdout.strip().splitlines()[-2])["metrics"]["fscore"] == 1
 
 
 def test_cli_rejects_config_typos_and_bad_input(plane_pair, tmp_path):

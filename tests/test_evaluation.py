@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from atlas.data.scannet import ScanNetFolder
+from atlas.evaluation.config import MissingPred
 from atlas.evaluation.depth_metrics import depth_metrics, mesh_depth_metrics
 from atlas.evaluation.mesh_metrics import (
     distance_metrics,
@@ -19,10 +20,11 @@ from atlas.evaluation.mesh_metrics import (
 from atlas.evaluation.protocols import AtlasProtocol, CulledProtocol, TrimmedProtocol
 from atlas.evaluation.render import look_at
 from atlas.evaluation.report import json_safe, markdown_table, mean_rows
+from atlas.evaluation.runner import read_prediction
 from atlas.evaluation.tsdf_metrics import tsdf_l1
 from atlas.evaluation.views import Views, render_depths
 from atlas.evaluation.visibility import VisibilityMask, mesh_visibility_mask
-from atlas.geometry import Mesh, VoxelGrid, read_ply
+from atlas.geometry import Mesh, VoxelGrid, read_ply, write_ply
 from tests.conftest import PINHOLE_K
 
 EMPTY = Mesh(np.zeros((0, 3)), np.zeros((0, 3)))
@@ -240,6 +242,38 @@ def test_tsdf_l1():
         tsdf_l1(VoxelGrid(tsdf, weight, np.array([0.01, 0, 0]), 0.04), gt)
     with pytest.raises(ValueError, match="voxel sizes differ"):
         tsdf_l1(VoxelGrid(tsdf, weight, np.zeros(3), 0.08), gt)
+
+
+# ----------------------------------------------------------------- predictions
+
+
+def test_missing_or_unreadable_prediction_is_an_error_unless_missing_pred_zero(tmp_path):
+    missing, text = tmp_path / "perd.ply", tmp_path / "notes.ply"
+    text.write_text("not a mesh\n")
+    with pytest.raises(FileNotFoundError, match=r"perd\.ply: prediction not found"):
+        read_prediction(missing)
+    with pytest.raises(ValueError, match=r"notes\.ply: not a PLY file"):
+        read_prediction(text)
+    mesh, warning = read_prediction(missing, MissingPred.zero)
+    assert len(mesh.vertices) == 0 and warning == f"prediction missing: {missing}"
+    mesh, warning = read_prediction(text, MissingPred.zero)
+    assert len(mesh.vertices) == 0 and warning.startswith("prediction unreadable or empty: ")
+    assert str(text) in warning
+
+
+@pytest.mark.parametrize("missing_pred", list(MissingPred))
+def test_empty_and_non_finite_predictions(tmp_path, missing_pred):
+    """A readable empty mesh scores 0 with a warning, and non-finite vertices are an
+    error naming the file and their count, whatever ``missing_pred`` says."""
+    write_ply(EMPTY, tmp_path / "empty.ply")
+    mesh, warning = read_prediction(tmp_path / "empty.ply", missing_pred)
+    assert len(mesh.vertices) == 0 and "empty mesh (no vertices)" in warning
+    plane = grid_plane((0, 1), (0, 1), step=0.1)
+    vertices = plane.vertices.copy()
+    vertices[[1, 5, 9], 0] = [np.nan, np.inf, -np.inf]
+    write_ply(Mesh(vertices, plane.faces), tmp_path / "nan.ply")
+    with pytest.raises(ValueError, match=r"nan\.ply: 3 of 121 vertices are not finite"):
+        read_prediction(tmp_path / "nan.ply", missing_pred)
 
 
 # ----------------------------------------------------------------- reports

@@ -9,12 +9,24 @@ Paths may contain ``{scene}``, replaced by each scene's name in multi-scene mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from atlas.evaluation.protocols import PROTOCOLS
+
+
+class MissingPred(Enum):
+    """What a prediction that cannot be scored counts as. ``error`` (the default): a
+    missing or unreadable prediction file fails its scene with an error naming the file.
+    ``zero``: it scores precision = recall = F = 0 with a warning, as benchmark tables
+    do for a method that produced nothing. A readable mesh without vertices scores 0
+    with a warning either way; non-finite vertices are an error either way."""
+
+    error = "error"
+    zero = "zero"
 
 
 @dataclass
@@ -71,6 +83,7 @@ class EvaluateConfig:
     gt_tsdf: str | None = None
     visibility_mask: str | None = None
     frame_stride: int = 1
+    missing_pred: MissingPred = MissingPred.error
     output_dir: str | None = None
     protocol: Any = MISSING
     depth: DepthConfig = field(default_factory=DepthConfig)

@@ -29,21 +29,37 @@ METRIC_KEYS = ("acc", "comp", "chamfer", "prec", "recal", "fscore")
 
 
 def voxel_downsample(points: np.ndarray, voxel_size: float) -> np.ndarray:
-    """Mean of the points in each occupied ``voxel_size`` cell: (N, 3) -> (M, 3) float64.
+    """Open3D's ``PointCloud.voxel_down_sample`` in NumPy: (N, 3) -> (M, 3) float64.
 
-    Cells are ``floor(p / voxel_size)``; the output is ordered by cell (x, then y, then z).
+    The rule of Open3D 0.20's ``VoxelDownSample`` (which ATLAS's ``eval_mesh`` calls):
+    the grid is anchored half a voxel below the cloud's minimum, ``origin =
+    points.min(axis=0) - voxel_size / 2``; a point's voxel is ``floor((p - origin) /
+    voxel_size)``, computed in float64 in that order; each occupied voxel gives the mean
+    of its points. The output is ordered by voxel (x, then y, then z; Open3D's order is
+    its hash map's). Points and ``voxel_size`` in metres; ``voxel_size <= 0`` returns
+    the points unchanged (as ``eval_mesh`` with ``down_sample=0``). ``ValueError`` (with
+    the count) when a point is not finite.
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(points) == 0 or voxel_size <= 0:
         return points
-    keys = np.floor(points / voxel_size).astype(np.int64)
-    keys -= keys.min(axis=0)
+    bad = int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
+    if bad:
+        raise ValueError(f"{bad} of {len(points)} points are not finite (NaN or inf)")
+    origin = points.min(axis=0) - voxel_size * 0.5
+    keys = np.floor((points - origin) / voxel_size).astype(np.int64)  # >= 0 by construction
     dims = keys.max(axis=0) + 1
-    linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
-    order = np.argsort(linear, kind="stable")
-    linear = linear[order]
-    starts = np.flatnonzero(np.r_[True, linear[1:] != linear[:-1]])
-    counts = np.diff(np.r_[starts, len(linear)])
+    if float(dims[0]) * float(dims[1]) * float(dims[2]) < 2.0**62:
+        linear = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+        order = np.argsort(linear, kind="stable")
+        linear = linear[order]
+        starts = np.flatnonzero(np.r_[True, linear[1:] != linear[:-1]])
+    else:  # an extent too large for one int64 key: sort the key triples instead
+        order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, np.any(sorted_keys[1:] != sorted_keys[:-1], 1)])
+    counts = np.diff(np.r_[starts, len(points)])
+    # Stable sorting keeps each voxel's points in input order, the order Open3D sums them.
     return np.add.reduceat(points[order], starts, axis=0) / counts[:, None]
 
 
@@ -82,10 +98,14 @@ def nearest_distances(
 
     pred: (N, 3), gt: (M, 3) metres; gt_tree: a prebuilt ``build_tree(gt)`` to reuse.
     Returns ``d_pred`` (N,) and ``d_gt`` (M,) float64 metres; inf where the other set
-    is empty.
+    is empty. ``ValueError`` (with the count) when a point is not finite.
     """
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3)
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 3)
+    for name, points in (("predicted", pred), ("ground-truth", gt)):
+        bad = int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
+        if bad:
+            raise ValueError(f"{bad} of {len(points)} {name} points are not finite (NaN or inf)")
     if len(pred) == 0 or len(gt) == 0:
         return np.full(len(pred), np.inf), np.full(len(gt), np.inf)
     tree = gt_tree if gt_tree is not None else build_tree(gt)

@@ -17,7 +17,9 @@ prediction. Metric definitions: :mod:`atlas.evaluation.mesh_metrics`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -53,8 +55,9 @@ class MeshEvaluation:
     ``n_pred``, ``n_gt`` (points compared); d_pred (N,), d_gt (M,): the distances behind
     them (metres, clipped where the protocol clips); inclusive: whether ``d <= t``
     counts as within; mesh: the prediction as evaluated (trimmed for ``trimmed``);
-    vertex_distance: (V,) distance of each of its vertices to the ground-truth points,
-    NaN where the protocol ignores the vertex.
+    vertex_distance: (V,) distance of each of its vertices to the ground-truth points
+    (metres), NaN where the protocol ignores the vertex; computed on first access (one
+    more KD-tree query, which only the plots need) by ``vertex_distance_fn``.
     """
 
     metrics: dict[str, float]
@@ -62,7 +65,11 @@ class MeshEvaluation:
     d_gt: np.ndarray
     inclusive: bool
     mesh: Mesh
-    vertex_distance: np.ndarray
+    vertex_distance_fn: Callable[[], np.ndarray] = field(repr=False)
+
+    @cached_property
+    def vertex_distance(self) -> np.ndarray:
+        return self.vertex_distance_fn()
 
 
 def _tree(points: np.ndarray) -> cKDTree:
@@ -112,7 +119,9 @@ class AtlasProtocol(MeshProtocol):
         d_pred, d_gt = nearest_distances(points, ref.points, ref.tree)
         metrics = distance_metrics(d_pred, d_gt, self.threshold)
         metrics.update(n_pred=len(points), n_gt=len(ref.points))
-        return MeshEvaluation(metrics, d_pred, d_gt, False, pred, _vertex_distance(pred, ref))
+        return MeshEvaluation(
+            metrics, d_pred, d_gt, False, pred, lambda: _vertex_distance(pred, ref)
+        )
 
 
 def trim_mesh(
@@ -192,8 +201,13 @@ class CulledProtocol(MeshProtocol):
         d_gt = np.minimum(d_gt, self.max_dist)
         metrics = distance_metrics(d_pred, d_gt, self.threshold, self.inclusive, self.max_dist)
         metrics.update(n_pred=len(d_pred), n_gt=len(ref.points))
-        vertex_distance = _vertex_distance(pred, ref)
-        vertex_distance[~ref.mask.contains(pred.vertices)] = np.nan
+        mask = ref.mask
+
+        def vertex_distance() -> np.ndarray:
+            distance = _vertex_distance(pred, ref)
+            distance[~mask.contains(pred.vertices)] = np.nan
+            return distance
+
         return MeshEvaluation(metrics, d_pred, d_gt, self.inclusive, pred, vertex_distance)
 
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.geometry.fusion import fuse_depth_frames
-from atlas.geometry.marching_cubes import extract_mesh
 from atlas.geometry.mesh import Mesh
 from atlas.geometry.raycast import MeshRaycaster
 
@@ -68,6 +66,11 @@ def fuse_depth_maps(
     (metres) are ignored; bounds: world box (min, max) of the volume, default the union
     of the view frusta up to ``max_depth`` (it is always clipped to that union).
     """
+    # Imported here: fusion needs torch and marching cubes scikit-image, which a
+    # mesh-pair evaluation never uses (and torch alone takes over a second to import).
+    from atlas.geometry.fusion import fuse_depth_frames
+    from atlas.geometry.marching_cubes import extract_mesh
+
     grid = fuse_depth_frames(
         ((d, None) for d in depths),
         views.K,
