@@ -10,9 +10,11 @@ tsdf.npz, preview.png and summary.json (and semantics.npz for a model with a sem
 head), written all at once (with ``snapshot_every=K``
 also the meshes of the first K, 2K, ... frames under snapshots/, and snapshots.png).
 A scene that fails is reported (one ``error:`` line on stderr naming the file) and the
-others still run; the exit code is 1 if any failed. Bad settings, a model file that does
-not load or an output folder that cannot be written stop the run before any scene (exit
-code 2).
+others still run; the exit code is 1 if any failed. Bad settings (every key, checked at
+once: ``align=upp``, ``format=scanet``, ``model.frame_stride=0``, ``device=gpu``,
+``device=cuda`` without a CUDA GPU...), a model file that does not load, an output folder
+that cannot be written (or a file where a scene's output folder goes), or two scenes
+that would write to the same output folder stop the run before any scene (exit code 2).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from atlas.cli import fail, one_line, run_cli
-from atlas.config import InferConfig, register_configs, resolve_device
+from atlas.config import InferConfig, check_infer_config, register_configs
 
 register_configs()
 
@@ -53,6 +55,35 @@ def scene_name(path: Path) -> str:
     return path.name
 
 
+def output_folders(paths: list[Path], out_dir: str | Path) -> dict[Path, Path]:
+    """Each scene path's output folder (``out_dir/<scene_name>``), the same path listed
+    twice counted once. Checked before any work: two different scenes that would write
+    to one folder (``/a/scene0005_00`` and ``/b/scene0005_00``) are a ``ValueError``, and
+    a file where an output folder goes a ``NotADirectoryError``, each naming both."""
+    folders: dict[Path, Path] = {}
+    owner: dict[Path, Path] = {}
+    seen: set[Path] = set()
+    for path in paths:
+        if path.absolute() in seen:
+            continue
+        seen.add(path.absolute())
+        out = Path(out_dir) / scene_name(path)
+        if out in owner:
+            raise ValueError(
+                f"{owner[out]} and {path} would both be written to {out} (scenes are named "
+                "after their folder): reconstruct them in separate runs with different "
+                "out_dir values, or rename one folder"
+            )
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(
+                f"{out}: a file is where the output folder of {path} goes; move it away or "
+                "choose another out_dir"
+            )
+        owner[out] = path
+        folders[path] = out
+    return folders
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="infer")
 def main(dict_cfg: DictConfig) -> None:
     from atlas.data.alignment import AlignedReader, estimate_alignment
@@ -70,24 +101,28 @@ def main(dict_cfg: DictConfig) -> None:
     )
 
     cfg: InferConfig = OmegaConf.to_object(dict_cfg)
-    try:
-        if cfg.method not in ("model", "stereo"):
-            raise ValueError(f"method must be 'model' or 'stereo', got {cfg.method!r}")
-        paths = scene_paths(cfg)
+    try:  # everything that would fail every scene, checked once before the first
+        device = check_infer_config(cfg)
+        outputs = output_folders(scene_paths(cfg), cfg.out_dir)
         check_writable_dir(cfg.out_dir)
         if cfg.method == "model":
             load_model(cfg.checkpoint)  # a bad model file fails every scene: say so once
     except (OSError, ValueError) as err:
         fail(err)
-    device = resolve_device(cfg.device)
     failed: dict[str, str] = {}
-    for path in paths:
-        out = Path(cfg.out_dir) / scene_name(path)
+    for path, out in outputs.items():
         if (out / "summary.json").is_file() and not cfg.overwrite:
             print(f"{path.name}: done already ({out})")
             continue
         try:
             reader = open_scene(path, cfg.format)
+            skipped = int((~reader.valid).sum())
+            if 0 < skipped < len(reader):
+                print(
+                    f"warning: {path.name}: {skipped} of {len(reader)} frames skipped "
+                    "(non-finite pose)",
+                    file=sys.stderr,
+                )
             scale_warning = check_metric_scale(reader)
             if scale_warning:
                 print(f"warning: {scale_warning}", file=sys.stderr)
@@ -120,7 +155,7 @@ def main(dict_cfg: DictConfig) -> None:
         print(f"{path.name}: {s['method']}, {s['mesh_vertices']} vertices -> {out}")
         if "warning" in s:
             print(f"  warning: {s['warning']}")
-    print(json.dumps({"scenes": len(paths), "failed": failed}))
+    print(json.dumps({"scenes": len(outputs), "failed": failed}))
     if failed:
         sys.exit(1)
 

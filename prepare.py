@@ -5,8 +5,9 @@ python prepare.py data=scannet shard=0 num_shards=4          # one of 4 processe
 python prepare.py -m data=scannet shard=0,1,2,3 num_shards=4 # all 4 (Hydra multirun)
 
 Prints a summary on stdout; each failed scene also gets one ``error: <scene>: <reason>``
-line on stderr (the exit code is then 1). Bad settings or an output folder that cannot
-be written end the run at once (exit code 2).
+line on stderr (the exit code is then 1). Bad settings (``device=gpu``, ``device=cuda``
+without a CUDA GPU, ``align=upp``, voxel sizes that do not nest...) or an output folder
+that cannot be written end the run before any scene (exit code 2).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atlas.cli import fail, run_cli
-from atlas.config import register_configs
+from atlas.config import check_stereo_config, register_configs, resolve_device
 
 register_configs()
 
@@ -29,18 +30,20 @@ def main(cfg: DictConfig) -> None:
     from atlas.data.prepare import PrepareSettings, prepare_dataset
     from atlas.io_utils import check_writable_dir
 
-    settings = PrepareSettings(
-        voxel_sizes=tuple(cfg.voxel_sizes),
-        max_depth=cfg.max_depth,
-        trunc_voxels=cfg.trunc_voxels,
-        margin=cfg.margin,
-        align=cfg.align,
-        device=cfg.device,
-        skip_bad_frames=cfg.skip_bad_frames,
-        prior_voxel_size=cfg.prior_voxel_size,
-        stereo=OmegaConf.to_object(cfg.stereo),
-    )
     try:
+        settings = PrepareSettings(
+            voxel_sizes=tuple(cfg.voxel_sizes),
+            max_depth=cfg.max_depth,
+            trunc_voxels=cfg.trunc_voxels,
+            margin=cfg.margin,
+            align=cfg.align,
+            device=resolve_device(cfg.device),
+            skip_bad_frames=cfg.skip_bad_frames,
+            prior_voxel_size=cfg.prior_voxel_size,
+            stereo=OmegaConf.to_object(cfg.stereo),
+        )
+        settings.check()
+        check_stereo_config(settings.stereo)
         check_writable_dir(cfg.out_dir)
         dataset = instantiate(cfg.data.raw)
         summary = prepare_dataset(

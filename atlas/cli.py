@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from hydra.errors import HydraException, InstantiationException
+from hydra.errors import HydraException, InstantiationException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 DEBUG_ENV = "HYDRA_FULL_ERROR"
@@ -37,12 +37,47 @@ def _hydra_text(err: HydraException) -> str:
     return " ".join(" ".join(lines).split())
 
 
+def _quoted(override: str) -> str | None:
+    """``override`` (``key=value``) with its value quoted for Hydra (each element of a
+    ``[...]`` list), written for a POSIX shell; None when there is nothing to quote."""
+    key, sep, value = override.partition("=")
+    value = value.strip()
+    if not sep or not value or value.startswith("[") != value.endswith("]"):
+        return None
+    if value.startswith("["):
+        items = [v.strip().strip("'") for v in value[1:-1].split(",")]
+        quoted = "[" + ",".join(f"'{v}'" for v in items) + "]"
+    else:
+        quoted = f"'{value.strip(chr(39))}'"
+    return f'"{key}={quoted}"'
+
+
+def _parse_message(err: OverrideParseException) -> str:
+    """An override Hydra's lexer refused, and what to type instead: Hydra takes unquoted
+    values of ASCII letters, digits and a few symbols only, so a path with other
+    characters (``café``, ``日本``, parentheses) must be quoted."""
+    override = err.override
+    quoted = _quoted(override)
+    odd = sorted({c for c in override.partition("=")[2] if ord(c) > 127})
+    if odd and quoted:
+        return (
+            f"cannot parse the override {override}: Hydra reads unquoted values as ASCII "
+            f"only and this one has {' '.join(odd)}; quote the value: {quoted}"
+        )
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    text = f"cannot parse the override {override} ({lines[0].strip() if lines else 'syntax'})"
+    return text + (f"; a path with such characters must be quoted: {quoted}" if quoted else "")
+
+
 def _message(err: BaseException) -> str:
     """One line for ``err``: an instantiation error says what its target raised; a config
-    error adds the first line of its cause (which names the key)."""
+    error adds the first line of its cause (which names the key); an override Hydra
+    cannot parse gets the quoted form to type instead."""
     cause = err.__cause__
     if isinstance(err, InstantiationException) and cause is not None:
         return one_line(cause)
+    if isinstance(err, OverrideParseException) and getattr(err, "override", None):
+        return _parse_message(err)
     text = _hydra_text(err) if isinstance(err, HydraException) else one_line(err)
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
         text += f" ({str(cause).strip().splitlines()[0]})"

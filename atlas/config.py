@@ -69,13 +69,108 @@ class InferConfig:
     model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
 
 
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; other names unchanged."""
-    if device != "auto":
-        return device
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; other names unchanged once
+    checked: a name torch does not know (``gpu``), CUDA on a machine without a usable
+    CUDA GPU, or a GPU number beyond the last is a ``ValueError`` naming the setting, so
+    an entry point stops before its first scene instead of failing inside one."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be {DEVICES}, got {device!r}") from None
+    if parsed.type == "cpu":
+        return device
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = torch.version.cuda or "none: a CPU-only build"
+            raise ValueError(
+                f"device={device}: no usable CUDA GPU on this machine (torch "
+                f"{torch.__version__}, CUDA {build}); use device=cpu or device=auto"
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(
+                f"device={device}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}"
+            )
+        return device
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return device
+    raise ValueError(f"device must be {DEVICES}, got {device!r}")
+
+
+def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
+    """``ValueError`` naming the first stereo setting (``prefix`` + its name) that no
+    run could use: sizes and counts that must be positive, a depth range upside down."""
+    sweep = cfg.sweep
+    rules = [
+        (
+            "image_size",
+            cfg.image_size,
+            "[width, height] in pixels, each >= 8",
+            len(cfg.image_size) == 2 and all(_int_at_least(v, 8) for v in cfg.image_size),
+        ),
+        ("n_neighbours", cfg.n_neighbours, "an integer >= 1", _int_at_least(cfg.n_neighbours, 1)),
+        ("neighbour_separation", cfg.neighbour_separation, ">= 0", cfg.neighbour_separation >= 0),
+        ("keyframe_translation", cfg.keyframe_translation, ">= 0", cfg.keyframe_translation >= 0),
+        (
+            "keyframe_rotation_deg",
+            cfg.keyframe_rotation_deg,
+            ">= 0",
+            cfg.keyframe_rotation_deg >= 0,
+        ),
+        ("consistency_views", cfg.consistency_views, ">= 0", cfg.consistency_views >= 0),
+        ("min_consistent", cfg.min_consistent, ">= 0", cfg.min_consistent >= 0),
+        ("consistency_tol", cfg.consistency_tol, "> 0", cfg.consistency_tol > 0),
+        ("voxel_size", cfg.voxel_size, "> 0 (metres)", cfg.voxel_size > 0),
+        ("trunc_voxels", cfg.trunc_voxels, "> 0", cfg.trunc_voxels > 0),
+        ("max_depth", cfg.max_depth, "> 0 (metres)", cfg.max_depth > 0),
+        ("sweep.n_planes", sweep.n_planes, "an integer >= 2", _int_at_least(sweep.n_planes, 2)),
+        ("sweep.min_depth", sweep.min_depth, "> 0 (metres)", sweep.min_depth > 0),
+        (
+            "sweep.max_depth",
+            sweep.max_depth,
+            f"more than sweep.min_depth ({sweep.min_depth})",
+            sweep.max_depth > sweep.min_depth,
+        ),
+        ("sweep.window", sweep.window, "an integer >= 1", _int_at_least(sweep.window, 1)),
+        ("sweep.top_k", sweep.top_k, "an integer >= 1", _int_at_least(sweep.top_k, 1)),
+    ]
+    for name, value, rule, ok in rules:
+        if not ok:
+            shown = list(value) if isinstance(value, tuple | list) else value
+            raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
+
+
+def _int_at_least(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_infer_config(cfg: InferConfig) -> str:
+    """Every setting of an ``infer.py`` run checked before its first scene (a
+    ``ValueError`` naming the key); returns the torch device to use."""
+    from atlas.data.alignment import check_up
+    from atlas.data.detect import FORMATS
+
+    if cfg.method not in ("model", "stereo"):
+        raise ValueError(f"method must be 'model' or 'stereo', got {cfg.method!r}")
+    if cfg.format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
+    check_up(cfg.align, extra=("dataset",))
+    if not _int_at_least(cfg.snapshot_every, 0):
+        raise ValueError(
+            f"snapshot_every must be a number of frames >= 0 (0: none), got {cfg.snapshot_every!r}"
+        )
+    cfg.model.check(prefix="model.")  # both methods' settings, used or not: a bad value
+    check_stereo_config(cfg.model.stereo, prefix="model.stereo.")  # is a mistake either way
+    check_stereo_config(cfg.stereo, prefix="stereo.")
+    return resolve_device(cfg.device)
 
 
 def register_configs() -> None:

@@ -77,7 +77,7 @@ class SemanticLabels:
 
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
     """(colour, K, pose) of the given frames, downsized to ``width`` pixels."""
-    for frame in reader.iter_frames(indices):
+    for frame in reader.iter_frames(indices, depth=False):
         h0, w0 = frame.color.shape[:2]
         size = (width, round(h0 * width / w0))
         color = np.asarray(Image.fromarray(frame.color).resize(size, Image.BILINEAR))
@@ -159,7 +159,8 @@ def reconstruct_model(
     """Reconstruct a posed RGB sequence with a trained model (a model file or training
     checkpoint; default: the bundled model)."""
     cfg = cfg or ModelInferenceConfig()
-    check_upsample(cfg.mesh_upsample)  # before the work, not after it
+    cfg.check()  # before the work, not after it
+    check_upsample(cfg.mesh_upsample)
     net, model_cfg, card = load_model(model, device)
     image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
     pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)

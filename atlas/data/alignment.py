@@ -7,13 +7,27 @@ is near that guess, keeping the lowest well-supported one); or given as an axis.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from atlas.data.frames import Frame, SceneReader
 
+log = logging.getLogger(__name__)
 AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def check_up(up: str, extra: tuple[str, ...] = ()) -> None:
+    """``ValueError`` (naming the ``align`` setting) unless ``up`` is ``auto``, ``none``,
+    one of ``extra`` or an axis that points up (``z``, ``-y``, ``+x``...)."""
+    if up in ("auto", "none", *extra):
+        return
+    if isinstance(up, str) and up.lstrip("+-") in AXES and len(up) <= 2:
+        return
+    choices = ", ".join(("auto", "none", *extra))
+    raise ValueError(f"align must be {choices} or an up axis such as -y or z, got {up!r}")
 
 
 @dataclass
@@ -100,11 +114,14 @@ def fit_floor(
 def sample_depth_points(
     reader: SceneReader, n_frames: int = 24, stride: int = 8, max_depth: float = 4.0
 ) -> np.ndarray:
-    """(N, 3) world points back-projected from evenly spaced frames' depth (subsampled)."""
+    """(N, 3) world points back-projected from evenly spaced frames' depth (subsampled).
+    A frame that cannot be read is left out with a warning: the floor is a refinement,
+    found from the others (a reconstruction from RGB must not stop at a damaged depth
+    map it never needs)."""
     valid = np.flatnonzero(reader.valid)
     chosen = valid[np.linspace(0, len(valid) - 1, min(n_frames, len(valid))).astype(int)]
     out = []
-    for frame in reader.iter_frames(chosen):
+    for frame in _readable_frames(reader, chosen):
         if frame.depth is None or frame.K_depth is None:
             return np.zeros((0, 3))
         d = frame.depth[::stride, ::stride]
@@ -118,19 +135,41 @@ def sample_depth_points(
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
+def _readable_frames(reader: SceneReader, indices: np.ndarray) -> Iterator[Frame]:
+    """The frames at ``indices`` that can be read, each failure logged; a sequential
+    reader's stream ends at its first failure."""
+    if reader.sequential:
+        frames = reader.iter_frames(indices)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as err:
+                log.warning("%s: floor search stops at an unreadable frame: %s", reader.name, err)
+                return
+            yield frame
+    for index in indices:
+        try:
+            frame = reader.read_frame(int(index))
+        except (OSError, ValueError) as err:
+            log.warning("%s: floor search leaves out an unreadable frame: %s", reader.name, err)
+            continue
+        yield frame
+
+
 def estimate_alignment(reader: SceneReader, up: str = "auto", seed: int = 0) -> Alignment:
     """The gravity alignment of a scene.
 
     up: ``"auto"`` (camera up vectors refined by the floor plane), ``"none"`` (identity),
     or an axis of the scene's world frame that points up: ``"z"``, ``"-y"``, ...
     """
+    check_up(up)
     if up == "none":
         return Alignment(np.eye(4), "none")
     if up != "auto":
         sign = -1.0 if up.startswith("-") else 1.0
         axis = up.lstrip("+-")
-        if axis not in AXES:
-            raise ValueError(f"align.up must be auto, none or an axis like -y, got {up!r}")
         vec = np.zeros(3)
         vec[AXES[axis]] = sign
         T = np.eye(4)
@@ -171,12 +210,13 @@ class AlignedReader(SceneReader):
         frame.pose = self._poses[index]
         return frame
 
-    def read_frame(self, index: int) -> Frame:
-        return self._aligned(self.base.read_frame(index), index)
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
+        return self._aligned(self.base.read_frame(index, depth=depth), index)
 
-    def iter_frames(self, indices):
+    def iter_frames(self, indices, depth: bool = True):
         indices = [int(i) for i in indices]
-        for index, frame in zip(indices, self.base.iter_frames(indices), strict=True):
+        frames = self.base.iter_frames(indices, depth=depth)
+        for index, frame in zip(indices, frames, strict=True):
             yield self._aligned(frame, index)
 
     def frame_files(self, index: int):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import numpy as np
 class Frame:
     """One posed frame.
 
-    color: (H, W, 3) uint8 RGB; depth: (h, w) float32 metres, 0 = no measurement, or None;
+    color: (H, W, 3) uint8 RGB; depth: (h, w) float32 metres, 0 = no measurement, or None
+    (no depth in the scene, or the frame read with ``depth=False``);
     pose: (4, 4) float64 camera-to-world (OpenCV axes, metres); K_color: (3, 3) for the
     colour image's size; K_depth: (3, 3) for the depth image's size, or None;
     frame_id: the dataset's frame number; name: where it came from (for messages).
@@ -39,13 +42,54 @@ def check_color_size(frame: Frame, size: tuple[int, int]) -> None:
         )
 
 
+def _drops_depth(method: Callable, iterates: bool) -> Callable:
+    """``method`` (a reader's ``read_frame`` or ``iter_frames`` written without the
+    ``depth`` flag) taking ``depth=`` too: with ``depth=False`` its frames' depth is
+    dropped (read all the same, as the reader knows no other way)."""
+
+    @functools.wraps(method)
+    def wrapper(self, arg, depth: bool = True):
+        out = method(self, arg)
+        if depth:
+            return out
+        if not iterates:
+            out.depth = None
+            return out
+        return (_without_depth(frame) for frame in out)
+
+    return wrapper
+
+
+def _takes_depth(method: Callable) -> bool:
+    """Whether ``method`` accepts a ``depth`` keyword."""
+    params = inspect.signature(method).parameters.values()
+    return any(p.name == "depth" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _without_depth(frame: Frame) -> Frame:
+    frame.depth = None
+    return frame
+
+
 class SceneReader(ABC):
     """A recorded scene: cameras available at once (cheap), images streamed per frame.
 
     ``poses`` may hold non-finite matrices (ScanNet has some); ``valid`` says which are
     usable. Poses are in the dataset's own world frame; gravity alignment is applied by
     preparation (``atlas.data.alignment``), not by readers.
+
+    ``read_frame(index, depth=False)`` and ``iter_frames(indices, depth=False)`` give the
+    colour only: the depth file is not opened (``frame.depth`` is None), so what works
+    from RGB alone never stops at a damaged depth map. Readers written without the flag
+    (``read_frame(self, index)``) still work: their depth is read, then dropped.
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, iterates in (("read_frame", False), ("iter_frames", True)):
+            method = cls.__dict__.get(name)
+            if callable(method) and not _takes_depth(method):
+                setattr(cls, name, _drops_depth(method, iterates))
 
     name: str
     frame_ids: list[int]
@@ -61,14 +105,15 @@ class SceneReader(ABC):
         """(N, 4, 4) float64 camera-to-world of every frame, in ``frame_ids`` order."""
 
     @abstractmethod
-    def read_frame(self, index: int) -> Frame:
-        """The ``index``-th frame (position in ``frame_ids``), images loaded."""
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
+        """The ``index``-th frame (position in ``frame_ids``), images loaded (the depth
+        map only with ``depth``)."""
 
-    def iter_frames(self, indices: Iterable[int]) -> Iterator[Frame]:
-        """The frames at ``indices`` (increasing), one at a time; readers of sequential
-        containers override this with a single pass."""
+    def iter_frames(self, indices: Iterable[int], depth: bool = True) -> Iterator[Frame]:
+        """The frames at ``indices`` (increasing), one at a time (depth maps only with
+        ``depth``); readers of sequential containers override this with a single pass."""
         for index in indices:
-            yield self.read_frame(int(index))
+            yield self.read_frame(int(index), depth=depth)
 
     def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
         """The colour and depth files of a frame, or None when frames live inside a
@@ -105,18 +150,18 @@ class ImageFilesReader(SceneReader):
         depth = self._depth_paths[index] if self._depth_paths is not None else None
         return self._color_paths[index], depth
 
-    def read_frame(self, index: int) -> Frame:
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
         from atlas.data.image_io import read_color, read_depth
 
         color_path, depth_path = self.frame_files(index)
-        depth = (
+        depth_map = (
             read_depth(depth_path, self.depth_shift, self.depth_size)
-            if depth_path is not None
+            if depth and depth_path is not None
             else None
         )
         return Frame(
             read_color(color_path, self.color_size),
-            depth,
+            depth_map,
             self.poses[index],
             self.K_color,
             self.K_depth,
@@ -145,11 +190,11 @@ class SubsetReader(SceneReader):
     def poses(self) -> np.ndarray:
         return self._poses
 
-    def read_frame(self, index: int) -> Frame:
-        return self.base.read_frame(int(self.indices[index]))
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
+        return self.base.read_frame(int(self.indices[index]), depth=depth)
 
-    def iter_frames(self, indices: Iterable[int]) -> Iterator[Frame]:
-        return self.base.iter_frames(self.indices[list(indices)])
+    def iter_frames(self, indices: Iterable[int], depth: bool = True) -> Iterator[Frame]:
+        return self.base.iter_frames(self.indices[list(indices)], depth=depth)
 
     def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
         return self.base.frame_files(int(self.indices[index]))

@@ -193,7 +193,9 @@ class TransformsJson(ImageFilesReader):
         self.depth_size = None
         self.K_depth = None
         if self._depth_paths is not None:
-            self.depth_size = common_image_size(self._depth_paths, "depth image")
+            self.depth_size = common_image_size(
+                self._depth_paths, "depth image", skip_unreadable=True
+            )
             self.K_depth = resize_intrinsics(self.K_color, self.color_size, self.depth_size)
 
     def _sorted_frames(self, frames: list[Any]) -> list[tuple[int, dict[str, Any]]]:

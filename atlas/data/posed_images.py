@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,18 +74,44 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
         raise ValueError(f"{path}: unreadable {what} ({err})") from None
 
 
-def common_image_size(paths: Sequence[Path], what: str = "image") -> tuple[int, int]:
+def common_image_size(
+    paths: Sequence[Path], what: str = "image", skip_unreadable: bool = False
+) -> tuple[int, int]:
     """The (width, height) shared by every image in ``paths`` (headers only);
-    ``ValueError`` naming two files of different sizes."""
-    first = image_size(paths[0], what)
-    for path in paths[1:]:
-        size = image_size(path, what)
-        if size != first:
+    ``ValueError`` naming two files of different sizes. With ``skip_unreadable`` (depth
+    maps, which work from RGB alone never opens) a file whose header cannot be read is
+    left out here, to be named when it is read; all of them unreadable is an error
+    naming the first."""
+    first: tuple[int, int] | None = None
+    first_path = paths[0]
+    for path in paths:
+        try:
+            size = image_size(path, what)
+        except (OSError, ValueError):
+            if skip_unreadable:
+                continue
+            raise
+        if first is None:
+            first, first_path = size, path
+        elif size != first:
             raise ValueError(
-                f"{path}: {what} is {size[0]}x{size[1]} but {paths[0]} is "
+                f"{path}: {what} is {size[0]}x{size[1]} but {first_path} is "
                 f"{first[0]}x{first[1]}; all {what}s of a scene must share one size"
             )
-    return first
+    return first if first is not None else image_size(paths[0], what)
+
+
+def first_image_size(paths: Iterable[Path], what: str = "image") -> tuple[int, int]:
+    """The (width, height) of the first image in ``paths`` whose header reads (the
+    others are named when read); none readable is an error naming the first."""
+    paths = iter(paths)
+    first = next(paths)
+    for path in itertools.chain([first], paths):
+        try:
+            return image_size(path, what)
+        except (OSError, ValueError):
+            continue
+    return image_size(first, what)
 
 
 def _list_images(image_dir: Path) -> list[Path]:
@@ -128,7 +154,9 @@ class PosedImagesFolder(ImageFilesReader):
         self.depth_size = None
         self.K_depth = None
         if self._depth_paths is not None:
-            self.depth_size = common_image_size(self._depth_paths, "depth image")
+            self.depth_size = common_image_size(
+                self._depth_paths, "depth image", skip_unreadable=True
+            )
             k_path = self.folder / "intrinsics_depth.txt"
             self.K_depth = (
                 read_intrinsics(k_path)

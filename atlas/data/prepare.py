@@ -65,6 +65,34 @@ class PrepareSettings:
     prior_voxel_size: float = 0.0
     stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
+    def check(self) -> None:
+        """``ValueError`` naming the first setting no scene could be prepared with, so a
+        run stops before its first scene (``device`` is checked by
+        :func:`atlas.config.resolve_device`)."""
+        from atlas.data.alignment import check_up
+
+        sizes = list(self.voxel_sizes)
+        if not sizes or any(not isinstance(v, int | float) or v <= 0 for v in sizes):
+            raise ValueError(f"voxel_sizes must be positive sizes in metres, got {sizes}")
+        for vs in sizes[1:]:
+            k = vs / sizes[0]
+            if k < 1 or abs(k - round(k)) > 1e-6:
+                raise ValueError(
+                    f"voxel_sizes must be the finest first, each an integer multiple of it: "
+                    f"{vs} is not one of {sizes[0]} (got {sizes})"
+                )
+        for name, low, strict in (
+            ("max_depth", 0.0, True),
+            ("trunc_voxels", 0.0, True),
+            ("margin", 0.0, False),
+            ("prior_voxel_size", 0.0, False),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < low or (strict and value == low):
+                rule = f"> {low:g}" if strict else f">= {low:g}"
+                raise ValueError(f"{name} must be {rule}, got {value!r}")
+        check_up(self.align, extra=("dataset",))
+
 
 def scale_key(voxel_size: float) -> str:
     """A voxel size's name in files and item keys: centimetres, two digits (0.08 -> 08)."""
@@ -155,9 +183,19 @@ def _extract_sens_frame(frame, scene_dir: Path) -> tuple[str, str]:
 
 
 def frame_path(scene_dir: str | Path, recorded: str) -> Path:
-    """A frame file named in a prepared scene's index: absolute (raw data) or relative
-    to the prepared scene (frames extracted from a .sens file)."""
+    """A frame file named in a prepared scene's index: absolute (raw data, recorded
+    resolved) or relative to the prepared scene (frames extracted from a .sens file).
+    A path with a ``..`` part, which could lead out of where the index says its files
+    are, is a ``ValueError`` naming the index."""
+    index = Path(scene_dir) / INDEX
+    if not isinstance(recorded, str) or not recorded:
+        raise ValueError(f"{index}: a file path must be a non-empty string, got {recorded!r}")
     path = Path(recorded)
+    if ".." in path.parts:
+        raise ValueError(
+            f"{index}: refused file path {recorded!r}: it goes up out of its folder ('..'); "
+            "a prepared scene names its files by absolute path or below the scene folder"
+        )
     return path if path.is_absolute() else Path(scene_dir) / path
 
 
@@ -353,11 +391,18 @@ def prepare_dataset(
     """Prepare this shard's scenes of a raw dataset (``atlas.data.datasets``) into
     ``out_dir``, skipping finished ones; a failing scene is reported, not fatal (unless
     ``stop_on_error``)."""
+    settings.check()
     out_dir = Path(out_dir)
     openers = dict(dataset.scenes())
     if not openers:
         raise ValueError(f"{getattr(dataset, 'root', dataset)}: no scenes to prepare")
     names = shard_of(sorted(openers), shard, num_shards)
+    for name in names:  # before any work, not after a scene's
+        if (out_dir / name).exists() and not (out_dir / name).is_dir():
+            raise NotADirectoryError(
+                f"{out_dir / name}: a file is where scene {name}'s prepared folder goes; "
+                "move it away or choose another out_dir"
+            )
     summary = DatasetSummary([], [], {})
     for name in tqdm(names, desc="scenes", unit="scene"):
         if is_prepared(out_dir / name):

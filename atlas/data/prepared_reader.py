@@ -30,21 +30,27 @@ class PreparedSceneReader(SceneReader):
         self._poses = np.array(
             [np.array(f["pose"]) if f["valid"] and f["pose"] else nan for f in frames]
         )
-        self._files = [(f["color"], f["depth"]) for f in frames]
-        self._mesh = self.dir / index["mesh"]
+        # Every path the index names is checked now, before any work (see frame_path).
+        self._files = [
+            (
+                frame_path(self.dir, f["color"]) if f["color"] else None,
+                frame_path(self.dir, f["depth"]) if f["depth"] else None,
+            )
+            for f in frames
+        ]
+        self._mesh = frame_path(self.dir, index["mesh"])
 
     @property
     def poses(self) -> np.ndarray:
         return self._poses
 
-    def read_frame(self, index: int) -> Frame:
-        color, depth = self._files[index]
-        if color is None:
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
+        color_path, depth_path = self._files[index]
+        if color_path is None:
             raise ValueError(f"{self.dir}: frame {self.frame_ids[index]} was not prepared")
-        color_path = frame_path(self.dir, color)
         return Frame(
             read_color(color_path, self.color_size),
-            read_depth(frame_path(self.dir, depth), size=self.depth_size) if depth else None,
+            read_depth(depth_path, size=self.depth_size) if depth and depth_path else None,
             self._poses[index],
             self.K_color,
             self.K_depth,
@@ -53,10 +59,8 @@ class PreparedSceneReader(SceneReader):
         )
 
     def frame_files(self, index: int) -> tuple[Path, Path | None] | None:
-        color, depth = self._files[index]
-        if color is None:
-            return None
-        return frame_path(self.dir, color), frame_path(self.dir, depth) if depth else None
+        color_path, depth_path = self._files[index]
+        return None if color_path is None else (color_path, depth_path)
 
     @property
     def gt_mesh_path(self) -> Path | None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from atlas.data.frames import Frame, SceneReader
 from atlas.data.image_io import decode_depth, read_color, read_depth, read_intrinsics, read_matrix
+from atlas.data.posed_images import first_image_size
 from atlas.data.sens import iter_sens
 
 
@@ -69,9 +70,9 @@ class ScanNetFolder(SceneReader):
         with Image.open(self._color_path(self.frame_ids[0])) as img:
             self.color_size = img.size
         self.depth_size = None
-        if self.has_depth:
-            with Image.open(self._depth_path(self.frame_ids[0])) as img:
-                self.depth_size = img.size
+        if self.has_depth:  # a damaged depth map is named when (and if) it is read
+            depth_paths = (self._depth_path(i) for i in self.frame_ids)
+            self.depth_size = first_image_size(depth_paths, "depth image")
         self._poses: np.ndarray | None = None
 
     def _color_path(self, frame_id: int) -> Path:
@@ -97,15 +98,17 @@ class ScanNetFolder(SceneReader):
         frame_id = self.frame_ids[index]
         return self._color_path(frame_id), (self._depth_path(frame_id) if self.has_depth else None)
 
-    def read_frame(self, index: int) -> Frame:
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
         frame_id = self.frame_ids[index]
         path = self._color_path(frame_id)
-        depth = (
-            read_depth(self._depth_path(frame_id), size=self.depth_size) if self.has_depth else None
+        depth_map = (
+            read_depth(self._depth_path(frame_id), size=self.depth_size)
+            if depth and self.has_depth
+            else None
         )
         return Frame(
             read_color(path, self.color_size),
-            depth,
+            depth_map,
             self.poses[index],
             self.K_color,
             self.K_depth,
@@ -140,15 +143,16 @@ class ScanNetSens(SceneReader):
     def poses(self) -> np.ndarray:
         return self._poses
 
-    def read_frame(self, index: int) -> Frame:
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
         """One frame: a pass over the file up to it (use ``iter_frames`` for many)."""
-        return next(self.iter_frames([index]))
+        return next(self.iter_frames([index], depth=depth))
 
-    def iter_frames(self, indices):
-        """The frames at ``indices`` (increasing) in one pass over the file."""
+    def iter_frames(self, indices, depth: bool = True):
+        """The frames at ``indices`` (increasing) in one pass over the file (depth
+        decoded only with ``depth``)."""
         wanted = iter(sorted(int(i) for i in indices))
         target = next(wanted, None)
-        _, frames = iter_sens(self.path)
+        _, frames = iter_sens(self.path, depth=depth)
         for i, f in enumerate(frames):
             if target is None:
                 return
@@ -157,8 +161,8 @@ class ScanNetSens(SceneReader):
             name = f"{self.path} frame {i}"
             with Image.open(io.BytesIO(f.color_jpeg)) as img:
                 color = np.asarray(img.convert("RGB"))
-            depth = decode_depth(f.depth, self.header.depth_shift, name)
-            yield Frame(color, depth, self._poses[i], self.K_color, self.K_depth, i, name)
+            depth_map = decode_depth(f.depth, self.header.depth_shift, name) if depth else None
+            yield Frame(color, depth_map, self._poses[i], self.K_color, self.K_depth, i, name)
             target = next(wanted, None)
         if target is not None:
             raise IndexError(f"{self.path}: no frame {target}")

@@ -117,11 +117,14 @@ def read_sens_header(f: BinaryIO, path: Path) -> SensHeader:
     )
 
 
-def iter_sens(path: str | Path, images: bool = True) -> tuple[SensHeader, Iterator[SensFrame]]:
+def iter_sens(
+    path: str | Path, images: bool = True, depth: bool = True
+) -> tuple[SensHeader, Iterator[SensFrame]]:
     """The header and a lazy iterator over the frames of a ``.sens`` file (one frame in
     memory at a time). With ``images=False`` the colour and depth buffers are skipped
-    (poses only: ``color_jpeg`` is empty, ``depth`` None). A truncated file raises
-    ``ValueError`` naming the frame."""
+    (poses only: ``color_jpeg`` is empty, ``depth`` None); with ``depth=False`` only the
+    depth buffers (``depth`` None). A truncated file or a depth buffer that does not
+    decompress raises ``ValueError`` naming the frame."""
     path = Path(path)
     f = open(path, "rb")
     try:
@@ -146,7 +149,16 @@ def iter_sens(path: str | Path, images: bool = True) -> tuple[SensHeader, Iterat
                     yield SensFrame(pose.copy(), b"", None)
                     continue
                 jpeg = _read(f, n_color, path, what)
-                raw = zlib.decompress(_read(f, n_depth, path, what))
+                if not depth:
+                    f.seek(n_depth, 1)
+                    if f.tell() > size:
+                        raise ValueError(f"{path}: file ends inside {what}")
+                    yield SensFrame(pose.copy(), jpeg, None)
+                    continue
+                try:
+                    raw = zlib.decompress(_read(f, n_depth, path, what))
+                except zlib.error as err:
+                    raise ValueError(f"{path}: {what} depth does not decompress ({err})") from None
                 if len(raw) != dw * dh * 2:
                     raise ValueError(
                         f"{path}: {what} depth has {len(raw)} bytes, expected {dw * dh * 2}"

@@ -16,6 +16,7 @@ from PIL import Image
 
 from atlas.data.frames import Frame, SceneReader
 from atlas.data.image_io import read_color, read_depth, read_intrinsics, read_matrix
+from atlas.data.posed_images import first_image_size
 from atlas.geometry.camera import scale_intrinsics
 
 KINECT_COLOR_K = np.array([[525.0, 0.0, 320.0], [0.0, 525.0, 240.0], [0.0, 0.0, 1.0]])
@@ -47,8 +48,9 @@ class SevenScenesFolder(SceneReader):
         self.K_depth = read_intrinsics(self.folder / "camera-intrinsics.txt")
         with Image.open(self._color_paths[0]) as img:
             self.color_size = img.size
-        with Image.open(self._path(self.frame_ids[0], "depth.png")) as img:
-            self.depth_size = img.size
+        # A damaged depth map is named when (and if) it is read.
+        depth_paths = (self._path(i, "depth.png") for i in self.frame_ids)
+        self.depth_size = first_image_size(depth_paths, "depth image")
         if color_intrinsics is None:
             w, h = self.color_size
             color_intrinsics = scale_intrinsics(KINECT_COLOR_K, w / 640, h / 480)
@@ -69,12 +71,12 @@ class SevenScenesFolder(SceneReader):
     def frame_files(self, index: int) -> tuple[Path, Path | None]:
         return self._color_paths[index], self._path(self.frame_ids[index], "depth.png")
 
-    def read_frame(self, index: int) -> Frame:
+    def read_frame(self, index: int, depth: bool = True) -> Frame:
         frame_id = self.frame_ids[index]
         path = self._color_paths[index]
         return Frame(
             read_color(path, self.color_size),
-            read_depth(self._path(frame_id, "depth.png"), size=self.depth_size),
+            read_depth(self._path(frame_id, "depth.png"), size=self.depth_size) if depth else None,
             self.poses[index],
             self.K_color,
             self.K_depth,

@@ -5,10 +5,16 @@ dicts, "state_dict": the ATLASNet weights, "card": free-form facts}``: plain ten
 builtins, so it loads with ``torch.load(weights_only=True)``. Training checkpoints
 (Lightning ``.ckpt``) are exported to it with ``python -m atlas.model.export`` and also
 load directly.
+
+Files are only ever read with ``weights_only=True`` (never with a fallback): a file that
+holds other Python objects (a pickle that could run code when loaded) is refused with
+an error naming the file and the object.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -55,6 +61,18 @@ def read_model_file(path: str | Path) -> dict:
         raise FileNotFoundError(f"{path}: model file not found")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:  # damaged, not dangerous
+            raise ValueError(
+                f"{path}: not a readable model file ({type(err).__name__}: {err})"
+            ) from None
+        raise ValueError(
+            f"{path}: refused: the file holds a Python object ({found.group(1)}) besides "
+            "tensors and plain values, and loading it could run code; model files load "
+            "with weights_only=True only (make one from a checkpoint you trust with "
+            "python -m atlas.model.export)"
+        ) from None
     except Exception as err:  # torch raises many kinds for a bad file
         raise ValueError(
             f"{path}: not a readable model file ({type(err).__name__}: {err})"

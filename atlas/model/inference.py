@@ -75,6 +75,66 @@ class ModelInferenceConfig:
     mesh_upsample: int = 2
     stereo: StereoConfig = field(default_factory=prior_stereo_config)
 
+    def check(self, prefix: str = "") -> None:
+        """``ValueError`` naming the first setting out of range (as ``prefix`` + its
+        name, e.g. ``model.frame_stride``), so bad settings stop a run before its work
+        (the stereo settings are checked by :func:`atlas.config.check_stereo_config`)."""
+        rules = [
+            ("frame_stride", self.frame_stride, "an integer >= 1", _is_int(self.frame_stride, 1)),
+            (
+                "keyframe_translation",
+                self.keyframe_translation,
+                "a distance >= 0 (metres)",
+                _is_number(self.keyframe_translation) and self.keyframe_translation >= 0,
+            ),
+            (
+                "keyframe_rotation_deg",
+                self.keyframe_rotation_deg,
+                "an angle >= 0 (degrees)",
+                _is_number(self.keyframe_rotation_deg) and self.keyframe_rotation_deg >= 0,
+            ),
+            (
+                "max_depth",
+                self.max_depth,
+                "a distance > 0 (metres)",
+                _is_number(self.max_depth) and self.max_depth > 0,
+            ),
+            ("chunk_voxels", self.chunk_voxels, "an integer >= 1", _is_int(self.chunk_voxels, 1)),
+            (
+                "chunk_margin",
+                self.chunk_margin,
+                "a multiple of 4, >= 0",
+                _is_int(self.chunk_margin, 0) and self.chunk_margin % 4 == 0,
+            ),
+            ("rotations", self.rotations, "1, 2 or 4", self.rotations in (1, 2, 4)),
+            (
+                "mesh_upsample",
+                self.mesh_upsample,
+                "an integer >= 1",
+                _is_int(self.mesh_upsample, 1),
+            ),
+            (
+                "image_size",
+                self.image_size,
+                "null or [width, height] in pixels, each >= 8",
+                self.image_size is None
+                or (len(self.image_size) == 2 and all(_is_int(v, 8) for v in self.image_size)),
+            ),
+        ]
+        for name, value, rule, ok in rules:
+            if not ok:
+                shown = list(value) if isinstance(value, tuple | list) else value
+                raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
+
+
+def _is_int(value, low: int) -> bool:
+    """``value`` is an integer (not a bool) >= ``low``."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
 
 @dataclass
 class VolumePrediction:
@@ -180,7 +240,7 @@ def _image_batches(reader: SceneReader, indices: np.ndarray, size: tuple[int, in
     """(images (1, n, 3, H, W) float in [0, 1], poses (n, 4, 4)) ``batch`` frames at a
     time, with a progress bar."""
     images, poses = [], []
-    frames = reader.iter_frames(indices)
+    frames = reader.iter_frames(indices, depth=False)  # colour only: depth is never needed
     for frame in tqdm(
         frames, total=len(indices), desc=f"features {reader.name}", unit="frame", leave=False
     ):
@@ -367,6 +427,7 @@ def reconstruct_volume(
 ) -> VolumePrediction:
     """The model's TSDF of a sequence, the prior it was given (its depth maps from
     ``prior_depths``), and facts."""
+    cfg.check()
     t0 = time.perf_counter()
     indices = chosen_frames(reader, cfg)
     grid = model_grid(reader, indices, model, cfg.max_depth)
