@@ -183,3 +183,26 @@ def test_colour_shape_mismatch_is_an_error():
             np.zeros((120, 160, 3), np.uint8),
             name="f.png",
         )
+
+
+def test_pixel_weights_pull_the_surface_and_zero_weight_drops_a_depth():
+    # two views of a wall straight ahead, measured at 1.00 m and 1.06 m: the fused wall
+    # moves towards the heavier one; a zero weight drops a depth altogether
+    K = np.array([[40.0, 0, 15.5], [0, 40.0, 15.5], [0, 0, 1]])
+    near, far = np.full((32, 32), 1.0, np.float32), np.full((32, 32), 1.06, np.float32)
+
+    def wall_z(weights):
+        fusion = TSDFFusion(np.array([-0.2, -0.2, 0.8]), (11, 11, 11), 0.04, trunc_voxels=3)
+        for depth, w in zip((near, far), weights, strict=True):
+            fusion.integrate(depth, K, np.eye(4), weight=np.full((32, 32), w, np.float32))
+        mesh = extract_mesh(fusion.to_grid())
+        return np.median(mesh.vertices[:, 2])
+
+    even = wall_z((1.0, 1.0))
+    assert 1.0 < even < 1.06
+    assert wall_z((3.0, 1.0)) < even - 0.01
+    assert wall_z((1.0, 3.0)) > even + 0.01
+    assert wall_z((1.0, 0.0)) == pytest.approx(1.0, abs=0.003)
+    assert wall_z((0.0, 1.0)) == pytest.approx(1.06, abs=0.003)
+    with pytest.raises(ValueError, match="weight shape"):
+        TSDFFusion(np.zeros(3), (4, 4, 4), 0.04).integrate(near, K, np.eye(4), weight=near[:4])

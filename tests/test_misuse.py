@@ -381,12 +381,6 @@ def test_model_reconstruction_from_rgb_ignores_a_corrupt_depth_map(
     assert (out / SCENE / "summary.json").is_file()
 
 
-@pytest.mark.xfail(
-    reason="atlas/stereo/pipeline.py grey_images still reads depth; passes once it calls "
-    "reader.iter_frames(indices, depth=False)",
-    raises=ValueError,
-    strict=False,
-)
 def test_stereo_from_rgb_ignores_a_corrupt_depth_map(tiny_scene, tmp_path):
     """Stereo reads its frames in one place, ``grey_images``."""
     from atlas.data.scannet import ScanNetFolder

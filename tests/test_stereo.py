@@ -61,14 +61,25 @@ def test_prior_settings_do_not_follow_the_stereo_method():
             "max_cost": 0.8,
             "max_ratio": 0.97,
             "min_std": 0.01,
+            "sgm": False,
+            "sgm_p1": 0.03,
+            "sgm_p2": 0.3,
+            "sgm_edge": 0.05,
+            "temperature": 0.05,
+            "min_confidence": 0.0,
         },
         "n_neighbours": 5,
         "neighbour_separation": 0.0,
         "keyframe_translation": 0.15,
         "keyframe_rotation_deg": 10.0,
+        "refine_scale": 1,
+        "refine_hypotheses": 8,
+        "refine_range": 1.5,
+        "refine_window": 7,
         "consistency_views": 4,
         "min_consistent": 1,
         "consistency_tol": 0.03,
+        "weighted_fusion": False,
         "voxel_size": 0.04,
         "trunc_voxels": 3.0,
         "max_depth": 3.0,
@@ -89,7 +100,8 @@ def test_sweep_depth_on_textured_scene(small_dataset):
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
     size = (160, 120)
     K = scale_intrinsics(reader.K_color, 0.5, 0.5)
-    grey = grey_images(reader, size).float() / 255
+    (grey,) = grey_images(reader, size)
+    grey = grey.float() / 255
     poses = torch.tensor(reader.poses, dtype=torch.float32)
     kept, rel_err = [], []
     for ref in (10, 30, 50):

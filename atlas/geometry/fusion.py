@@ -132,12 +132,14 @@ class TSDFFusion:
         cam_to_world: np.ndarray | torch.Tensor,
         color: np.ndarray | torch.Tensor | None = None,
         name: str = "frame",
+        weight: np.ndarray | torch.Tensor | None = None,
     ) -> None:
         """Fuse one frame.
 
         depth: (H, W) float metres, 0 / non-finite = no measurement; K: (3, 3) for that
         size; cam_to_world: (4, 4); color: optional (H, W, 3) uint8 RGB of the same size;
-        name: used in error messages (e.g. the depth file).
+        name: used in error messages (e.g. the depth file); weight: optional (H, W)
+        float >= 0, each depth's weight in the running average (default 1).
         """
         if isinstance(depth, np.ndarray | torch.Tensor) and depth.ndim == 2:
             if not (
@@ -163,11 +165,22 @@ class TSDFFusion:
             )
         if color is not None and self.color is None:
             raise ValueError(f"{name}: colour given but the volume was made without colour")
+        if weight is not None and tuple(weight.shape) != tuple(depth.shape):
+            raise ValueError(
+                f"{name}: weight shape {tuple(weight.shape)} does not match depth "
+                f"{tuple(depth.shape)}"
+            )
 
         # Invalid depths (0, NaN, inf, beyond max_depth) are masked inside the kernels.
         # The pose and intrinsics stay on the host in float64: the few small products of
         # them are cheaper in NumPy than as tensors, and the kernels get float32 scalars.
         depth_t = _as_tensor(depth, self.device, torch.float32)
+        if weight is not None:
+            # a depth of weight 0 adds nothing: drop it, so it marks no band either
+            weight_t = _as_tensor(weight, self.device, torch.float32)
+            depth_t = torch.where(weight_t > 0, depth_t, 0.0)
+        else:
+            weight_t = None
         K_np = _as_f64(K)
         pose_np = _as_f64(cam_to_world)
         if self.mode == "surface":
@@ -180,11 +193,12 @@ class TSDFFusion:
             )
         if brick_ids.numel() > 0:
             color_t = None if color is None else _as_tensor(color, self.device, torch.float32)
-            self._update_bricks(brick_ids, depth_t, K_np, pose_np, color_t)
+            self._update_bricks(brick_ids, depth_t, K_np, pose_np, color_t, weight_t)
         self.frames_integrated += 1
 
     def integrate_frames(self, frames: Iterable[tuple], progress: bool = False) -> TSDFFusion:
-        """Fuse a stream of ``(depth, K, cam_to_world[, color])`` tuples; returns self."""
+        """Fuse a stream of ``(depth, K, cam_to_world[, color[, weight]])`` tuples;
+        returns self."""
         if progress:
             from tqdm import tqdm
 
@@ -332,8 +346,10 @@ class TSDFFusion:
         K: np.ndarray | torch.Tensor,
         pose: np.ndarray | torch.Tensor,
         color: torch.Tensor | None,
+        pixel_weight: torch.Tensor | None = None,
     ) -> None:
-        """Running-average update of every voxel of the given bricks."""
+        """Running-average update of every voxel of the given bricks (each observation
+        weighted by ``pixel_weight`` (H, W) at its pixel, if given)."""
         K = _as_f64(K)
         pose = _as_f64(pose)
         # Pixel-homogeneous camera coordinates (fx x + cx z, fy y + cy z, z) of voxel
@@ -345,7 +361,16 @@ class TSDFFusion:
         prm = torch.from_numpy(
             np.concatenate([(L * BRICK).reshape(-1), c, L.reshape(-1)]).astype(np.float32)
         ).to(self.device)
-        args = (brick_ids, self._brick_xyz, self._local_xyz, depth, prm, self.trunc, self.max_depth)
+        args = (
+            brick_ids,
+            self._brick_xyz,
+            self._local_xyz,
+            depth,
+            prm,
+            self.trunc,
+            self.max_depth,
+            pixel_weight,
+        )
         if color is None or self.color is None:
             compiled("fuse_bricks", _fuse_bricks)(self.tsdf, self.weight, *args)
             return
@@ -398,6 +423,7 @@ def _observe(
     prm: torch.Tensor,
     trunc: float,
     max_depth: float,
+    pixel_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted running-average TSDF update of M bricks for one frame.
 
@@ -407,7 +433,8 @@ def _observe(
     measurement); prm: (21,) float32, the 3x3 matrix taking brick coordinates and the
     3-vector ``c`` giving the pixel-homogeneous camera coordinates of a brick's first
     voxel, then the 3x3 matrix for the offsets (see ``TSDFFusion._update_bricks``);
-    trunc: metres. Returns the new tsdf and weight (M, 512), the flat nearest-pixel
+    trunc: metres; pixel_weight: optional (H, W) weight of each pixel's observation.
+    Returns the new tsdf and weight (M, 512), the flat nearest-pixel
     index (M, 512) and the weight (M, 512) of this frame's observation (0 where none).
     """
     h, w = depth.shape
@@ -431,6 +458,8 @@ def _observe(
     obs = torch.clamp(sdf * (1.0 / trunc), max=1.0)
     # Weight 1 in front of the surface, dropping linearly to 0 at -trunc behind it.
     obs_w = torch.where(valid, torch.clamp(1.0 + obs, max=1.0), 0.0)
+    if pixel_weight is not None:
+        obs_w = obs_w * pixel_weight.reshape(-1)[pix]
     new_w = old_w + obs_w
     new_t = torch.where(obs_w > 0, (old_t * old_w + obs * obs_w) / new_w.clamp_min(1e-6), old_t)
     return new_t, new_w, pix, obs_w
@@ -446,6 +475,7 @@ def _fuse_bricks(
     prm: torch.Tensor,
     trunc: float,
     max_depth: float,
+    pixel_weight: torch.Tensor | None = None,
 ) -> None:
     """``_observe`` of the bricks ``brick_ids`` (unique), written back into ``tsdf`` and
     ``weight`` (n_bricks, 512) in place: gather, update and scatter fuse into one kernel."""
@@ -459,6 +489,7 @@ def _fuse_bricks(
         prm,
         trunc,
         max_depth,
+        pixel_weight,
     )
     tsdf.index_put_((brick_ids,), new_t)
     weight.index_put_((brick_ids,), new_w)
@@ -530,11 +561,11 @@ def fuse_depth_frames(
 ) -> VoxelGrid | None:
     """Fuse a sequence of frames into a grid covering their view frusta.
 
-    frames: ``(depth (H, W) float metres, colour (H, W, 3) uint8 or None)`` per pose, in
-    ``poses`` order (streamed); K: (3, 3) for ``image_size`` (width, height); poses:
-    (N, 4, 4) camera-to-world; bounds: optional world box (min, max) the volume is
-    clipped to. Other keyword arguments go to :class:`TSDFFusion`. Returns None when the
-    clipped box is empty.
+    frames: ``(depth (H, W) float metres, colour (H, W, 3) uint8 or None[, weight
+    (H, W) float or None])`` per pose, in ``poses`` order (streamed); K: (3, 3) for
+    ``image_size`` (width, height); poses: (N, 4, 4) camera-to-world; bounds: optional
+    world box (min, max) the volume is clipped to. Other keyword arguments go to
+    :class:`TSDFFusion`. Returns None when the clipped box is empty.
     """
     lo, hi = frustum_bounds(K, poses, image_size, max_depth)
     if bounds is not None:
@@ -544,6 +575,7 @@ def fuse_depth_frames(
     fusion = TSDFFusion.from_bounds(
         lo, hi, voxel_size, max_depth=max_depth, with_color=with_color, **kwargs
     )
-    for i, ((depth, color), pose) in enumerate(zip(frames, poses, strict=True)):
-        fusion.integrate(depth, K, pose, color, name=f"frame {i}")
+    for i, (frame, pose) in enumerate(zip(frames, poses, strict=True)):
+        depth, color, *weight = frame
+        fusion.integrate(depth, K, pose, color, name=f"frame {i}", weight=next(iter(weight), None))
     return fusion.to_grid()

@@ -1,0 +1,145 @@
+"""Semi-global aggregation on hand-made cost volumes, and the refinement sweep on a
+rendered slanted plane."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from atlas.stereo.pipeline import viewing_cosine
+from atlas.stereo.plane_sweep import SweepConfig, plane_sweep, refine_depth
+from atlas.stereo.sgm import semi_global
+
+
+def _volume_with_minimum(best: torch.Tensor, n_planes: int, noise: float, seed: int = 0):
+    """(D, H, W) cost: 1 everywhere, 0.2 at plane ``best`` (H, W), plus uniform noise."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = best.shape
+    cost = torch.ones(n_planes, h, w) + noise * torch.rand(n_planes, h, w, generator=g)
+    cost.scatter_(0, best[None], 0.2)
+    return cost
+
+
+def test_staircase_is_recovered_and_edges_kept():
+    # three steps of depth planes 10 / 20 / 30 across the image, each step at an image edge
+    h, w, d = 12, 30, 40
+    best = torch.full((h, w), 10)
+    best[:, 10:20] = 20
+    best[:, 20:] = 30
+    image = torch.zeros(h, w)
+    image[:, 10:20] = 0.5
+    image[:, 20:] = 1.0
+    cost = _volume_with_minimum(best, d, noise=0.3)
+    out = semi_global(cost, image, p1=0.05, p2=0.5, edge=0.05)
+    assert torch.equal(out.argmin(0), best)
+
+
+def test_single_noisy_column_does_not_move_its_neighbours():
+    h, w, d = 10, 21, 32
+    best = torch.full((h, w), 12)
+    cost = _volume_with_minimum(best, d, noise=0.0)
+    # one column whose matching claims plane 25 even more strongly than the truth
+    cost[:, :, 10] = 1.0
+    cost[25, :, 10] = 0.0
+    image = torch.full((h, w), 0.5)  # no edge: the jump is charged the full P2
+    out = semi_global(cost, image, p1=0.05, p2=0.5, edge=0.05).argmin(0)
+    expected = best.clone()
+    assert torch.equal(out[:, :10], expected[:, :10])
+    assert torch.equal(out[:, 11:], expected[:, 11:])
+    # without SGM each column keeps its own winner: the volume really disagreed there
+    assert (cost.argmin(0)[:, 10] == 25).all()
+
+
+def test_penalties_are_checked():
+    cost = torch.ones(4, 3, 3)
+    image = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match="p1 <= p2"):
+        semi_global(cost, image, p1=0.5, p2=0.1, edge=0.05)
+    with pytest.raises(ValueError, match="edge"):
+        semi_global(cost, image, p1=0.1, p2=0.2, edge=0.0)
+
+
+def _render_slanted_plane(w: int, h: int, K: torch.Tensor, pose: torch.Tensor):
+    """Grey image (h, w) and depth (h, w) of the plane z = 2 + 0.5 x (metres, world),
+    textured by a smooth random pattern of its world (x, y), seen by a camera pose."""
+    rng = np.random.default_rng(3)
+    freqs = rng.uniform(3, 25, size=(12, 2))
+    phases = rng.uniform(0, 2 * math.pi, size=12)
+    v, u = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+    K = K.double()
+    ray_cam = torch.stack(
+        [(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1
+    )
+    R, t = pose[:3, :3].double(), pose[:3, 3].double()
+    ray = ray_cam @ R.T
+    # plane n.p = 2 with n = (-0.5, 0, 1): (t + s ray).n = 2
+    n = torch.tensor([-0.5, 0.0, 1.0], dtype=torch.float64)
+    s = (2 - t @ n) / (ray @ n)
+    p = t + s[..., None] * ray
+    tex = sum(
+        torch.sin(f[0] * p[..., 0] + f[1] * p[..., 1] + ph)
+        for f, ph in zip(freqs, phases, strict=True)
+    )
+    grey = (0.5 + 0.04 * tex).clamp(0, 1).float()
+    return grey, (s * ray_cam[..., 2]).float()
+
+
+def test_slanted_plane_recovered_within_one_percent_at_320x240():
+    w, h = 320, 240
+    K = torch.tensor([[250.0, 0, 159.5], [0, 250.0, 119.5], [0, 0, 1]])
+    ref_pose = torch.eye(4)
+    src_poses = torch.eye(4).repeat(4, 1, 1)
+    src_poses[:, :3, 3] = torch.tensor([[0.15, 0, 0], [-0.15, 0, 0], [0, 0.12, 0], [0, -0.12, 0]])
+    ref, gt = _render_slanted_plane(w, h, K, ref_pose)
+    srcs = torch.stack([_render_slanted_plane(w, h, K, p)[0] for p in src_poses])
+    # the coarse sweep at half the size, then the per-pixel refinement at full size
+    cfg = SweepConfig(sgm=True)
+    Kc = K.clone()
+    Kc[:2] *= 0.5
+    Kc[:2, 2] = torch.tensor([79.5, 59.5])
+    half = torch.nn.functional.avg_pool2d
+    coarse = plane_sweep(half(ref[None], 2)[0], half(srcs, 2), Kc, ref_pose, src_poses, cfg)
+    inv = torch.nn.functional.interpolate(
+        (1 / coarse.raw_depth)[None, None], size=(h, w), mode="bilinear"
+    )[0, 0]
+    step = (1 / cfg.min_depth - 1 / cfg.max_depth) / (cfg.n_planes - 1)
+    fine = refine_depth(ref, srcs, K, ref_pose, src_poses, inv, 3 * step / 7, 8, 7, 2, 0.05)
+    border = torch.zeros(h, w, dtype=torch.bool)
+    border[20:-20, 20:-20] = True
+    ok = (fine.depth > 0) & border
+    assert ok.float().sum() / border.sum() > 0.8
+    rel = ((fine.depth - gt).abs() / gt)[ok]
+    assert rel.median() < 0.01
+    coarse_rel = (coarse.raw_depth - half(gt[None], 2)[0]).abs() / half(gt[None], 2)[0]
+    assert rel.median() < coarse_rel[10:-10, 10:-10].median()  # refinement sharpens
+
+
+def test_textureless_wall_has_low_confidence_even_with_sgm():
+    h, w = 60, 80
+    K = torch.tensor([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
+    flat = torch.full((h, w), 0.5)
+    src_poses = torch.eye(4).repeat(3, 1, 1)
+    src_poses[:, 0, 3] = torch.tensor([0.1, 0.2, -0.1])
+    res = plane_sweep(flat, flat.repeat(3, 1, 1), K, torch.eye(4), src_poses, SweepConfig(sgm=True))
+    assert (res.depth > 0).sum() == 0
+    assert res.confidence.max() == 0
+
+
+def test_viewing_cosine_of_a_tilted_plane():
+    # a plane facing the camera gives 1 at the centre; tilted by 60 degrees, 0.5
+    h, w = 41, 41
+    K = torch.tensor([[40.0, 0, 20.0], [0, 40.0, 20.0], [0, 0, 1]], dtype=torch.float64)
+    flat = torch.full((h, w), 2.0, dtype=torch.float64)
+    assert viewing_cosine(flat, K)[20, 20] == pytest.approx(1.0, abs=1e-9)
+    # plane z = 2 + tan(60deg) x: depth along each ray
+    u = torch.arange(w, dtype=torch.float64)
+    x_over_z = ((u - 20) / 40).expand(h, w)
+    tilted = 2 / (1 - math.tan(math.radians(60)) * x_over_z)
+    cos = viewing_cosine(tilted, K)
+    assert cos[20, 20] == pytest.approx(0.5, abs=1e-6)
+    assert cos[0].max() == 0  # the border has no central difference
