@@ -20,7 +20,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atlas.cli import fail, run_cli
-from atlas.config import check_stereo_config, register_configs, resolve_device
+from atlas.config import register_configs, resolve_device
+from atlas.stereo.pipeline import check_stereo_config
 
 register_configs()
 

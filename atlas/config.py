@@ -9,7 +9,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from atlas.model.inference import ModelInferenceConfig
-from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
+from atlas.stereo.pipeline import StereoConfig, check_stereo_config, prior_stereo_config
+from atlas.stereo.presets import STEREO_PRESETS
 
 
 @dataclass
@@ -105,49 +106,6 @@ def resolve_device(device: str) -> str:
     raise ValueError(f"device must be {DEVICES}, got {device!r}")
 
 
-def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
-    """``ValueError`` naming the first stereo setting (``prefix`` + its name) that no
-    run could use: sizes and counts that must be positive, a depth range upside down."""
-    sweep = cfg.sweep
-    rules = [
-        (
-            "image_size",
-            cfg.image_size,
-            "[width, height] in pixels, each >= 8",
-            len(cfg.image_size) == 2 and all(_int_at_least(v, 8) for v in cfg.image_size),
-        ),
-        ("n_neighbours", cfg.n_neighbours, "an integer >= 1", _int_at_least(cfg.n_neighbours, 1)),
-        ("neighbour_separation", cfg.neighbour_separation, ">= 0", cfg.neighbour_separation >= 0),
-        ("keyframe_translation", cfg.keyframe_translation, ">= 0", cfg.keyframe_translation >= 0),
-        (
-            "keyframe_rotation_deg",
-            cfg.keyframe_rotation_deg,
-            ">= 0",
-            cfg.keyframe_rotation_deg >= 0,
-        ),
-        ("consistency_views", cfg.consistency_views, ">= 0", cfg.consistency_views >= 0),
-        ("min_consistent", cfg.min_consistent, ">= 0", cfg.min_consistent >= 0),
-        ("consistency_tol", cfg.consistency_tol, "> 0", cfg.consistency_tol > 0),
-        ("voxel_size", cfg.voxel_size, "> 0 (metres)", cfg.voxel_size > 0),
-        ("trunc_voxels", cfg.trunc_voxels, "> 0", cfg.trunc_voxels > 0),
-        ("max_depth", cfg.max_depth, "> 0 (metres)", cfg.max_depth > 0),
-        ("sweep.n_planes", sweep.n_planes, "an integer >= 2", _int_at_least(sweep.n_planes, 2)),
-        ("sweep.min_depth", sweep.min_depth, "> 0 (metres)", sweep.min_depth > 0),
-        (
-            "sweep.max_depth",
-            sweep.max_depth,
-            f"more than sweep.min_depth ({sweep.min_depth})",
-            sweep.max_depth > sweep.min_depth,
-        ),
-        ("sweep.window", sweep.window, "an integer >= 1", _int_at_least(sweep.window, 1)),
-        ("sweep.top_k", sweep.top_k, "an integer >= 1", _int_at_least(sweep.top_k, 1)),
-    ]
-    for name, value, rule, ok in rules:
-        if not ok:
-            shown = list(value) if isinstance(value, tuple | list) else value
-            raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
-
-
 def _int_at_least(value: Any, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
@@ -178,3 +136,5 @@ def register_configs() -> None:
     cs.store(name="prepare_schema", node=PrepareConfig)
     cs.store(name="infer_schema", node=InferConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
+    for name, make in STEREO_PRESETS.items():  # infer.py stereo=fast|default|quality
+        cs.store(group="stereo", name=name, node=make())

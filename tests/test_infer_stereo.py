@@ -17,7 +17,8 @@ SCENE = "scene0000_00"
 
 def run_infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "infer.py"), "method=stereo", *args],
+        # the fast preset: these tests are about the command's outputs, not stereo quality
+        [sys.executable, str(ROOT / "infer.py"), "method=stereo", "stereo=fast", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -77,10 +78,15 @@ def test_snapshots_follow_the_frames_seen_so_far(small_dataset, tmp_path):
     from atlas.data.scannet import ScanNetFolder
     from atlas.geometry.camera import project_points
     from atlas.reconstruction import add_snapshots, reconstruct_stereo, save_reconstruction
+    from atlas.stereo.presets import stereo_preset
 
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
-    rec = reconstruct_stereo(reader)
-    add_snapshots(rec, reader, reconstruct_stereo, every=20)
+
+    def fast(reader):  # the fast preset: this test is about the snapshots, not quality
+        return reconstruct_stereo(reader, stereo_preset("fast"))
+
+    rec = fast(reader)
+    add_snapshots(rec, reader, fast, every=20)
     assert [s["frames"] for s in rec.summary["snapshots"]] == [20, 40]
     sizes = [len(mesh.vertices) for _, mesh in rec.snapshots] + [len(rec.mesh.vertices)]
     assert sizes[0] > 500 and sizes == sorted(sizes), sizes

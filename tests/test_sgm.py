@@ -143,3 +143,32 @@ def test_viewing_cosine_of_a_tilted_plane():
     cos = viewing_cosine(tilted, K)
     assert cos[20, 20] == pytest.approx(0.5, abs=1e-6)
     assert cos[0].max() == 0  # the border has no central difference
+
+
+def test_speckles_lack_support_and_surfaces_have_it():
+    from atlas.stereo.pipeline import neighbour_support
+
+    depth = torch.zeros(9, 9)
+    depth[1:8, 1:8] = 2.0  # a patch of one surface
+    depth[4, 4] = 2.5  # an outlier inside it
+    depth[0, 8] = 1.0  # an isolated depth
+    support = neighbour_support(depth, 2, 0.03)
+    assert support[4, 4] == 0 and support[0, 8] == 0
+    assert support[3, 3] == 23  # all 24 others in its 5x5 window but the outlier
+    assert support[1, 1] == 8  # a corner of the patch: its 3x3 quarter of the window
+    assert support[0, 0] == 0  # no depth, no support
+
+
+def test_refined_depths_are_fused_as_block_means_except_across_edges():
+    from atlas.stereo.pipeline import _pool_valid
+
+    depth = torch.tensor(
+        [[[2.0, 2.02, 0, 0], [0, 2.04, 0, 0], [1.0, 3.0, 1.0, 1.0], [0, 0, 1.0, 1.0]]]
+    )
+    weight = torch.tensor([[[1.0, 0.5, 9, 9], [9, 0.0, 9, 9], [1, 1, 0.2, 0.2], [9, 9, 0.2, 0.2]]])
+    pooled, pooled_weight = _pool_valid(depth, weight, 2, 0.03)
+    # top left: the mean of its three depths; top right: none; bottom left: 1 m and 3 m
+    # are two surfaces, not one at 2 m; bottom right: one surface
+    torch.testing.assert_close(pooled, torch.tensor([[[2.02, 0.0], [0.0, 1.0]]]))
+    torch.testing.assert_close(pooled_weight[0, 0, 0], torch.tensor(0.5))
+    torch.testing.assert_close(pooled_weight[0, 1, 1], torch.tensor(0.2))

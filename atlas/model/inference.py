@@ -78,7 +78,7 @@ class ModelInferenceConfig:
     def check(self, prefix: str = "") -> None:
         """``ValueError`` naming the first setting out of range (as ``prefix`` + its
         name, e.g. ``model.frame_stride``), so bad settings stop a run before its work
-        (the stereo settings are checked by :func:`atlas.config.check_stereo_config`)."""
+        (the stereo settings are checked by :func:`atlas.stereo.pipeline.check_stereo_config`)."""
         rules = [
             ("frame_stride", self.frame_stride, "an integer >= 1", _is_int(self.frame_stride, 1)),
             (

@@ -24,33 +24,47 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StereoConfig:
-    """image_size: (width, height) the coarse sweep runs at; n_neighbours: views per
-    keyframe; neighbour_separation: metres between any two neighbours a keyframe is
-    matched against (0: the best ranked, often consecutive frames);
-    keyframe_translation (m) / keyframe_rotation_deg: pose change between keyframes;
-    refine_scale: 1 (no refinement) or k > 1, a second, per-pixel search at k times the
-    coarse size around the coarse depth, with refine_hypotheses hypotheses spanning
-    +-refine_range coarse planes and NCC windows of refine_window pixels; the depth maps
-    are then at the fine size; consistency_views: other keyframes each depth map is
-    checked against; min_consistent: how many must agree; consistency_tol: relative
-    depth tolerance; weighted_fusion: each depth weighs its confidence times the cosine
-    of its viewing angle in fusion (else 1); voxel_size, trunc_voxels, max_depth: the
-    fused volume."""
+    """Settings of ``method=stereo`` (and of a model's prior). Named presets:
+    :mod:`atlas.stereo.presets`.
+
+    - image_size: (width, height) the coarse sweep runs at; sweep: its settings.
+    - n_neighbours: views each keyframe is matched against; neighbour_separation: metres
+      between any two of them (0: the best ranked, often consecutive frames);
+      neighbour_angle_deg: the triangulation angle they are ranked by (closest first) at
+      the sweep's middle depth (at most 2 m).
+    - keyframe_translation (metres) / keyframe_rotation_deg: pose change between
+      keyframes.
+    - refine_scale: 1 (no refinement) or k > 1, a second, per-pixel search at k times
+      the coarse size around the coarse depth, with refine_hypotheses hypotheses
+      spanning +-refine_range coarse planes and NCC windows of refine_window pixels; the
+      depth maps are then at the fine size.
+    - min_support: a depth is dropped unless at least this many of the 24 others in its
+      5x5 window lie within consistency_tol of it (speckle removal; 0: off).
+    - consistency_views: other keyframes each depth map is checked against;
+      min_consistent: how many must agree; consistency_tol: relative depth tolerance.
+    - weighted_fusion: each depth weighs its confidence times the cosine of its viewing
+      angle in fusion (else 1); min_weight: fused voxels of a lower total weight are
+      left unobserved, so no surface is meshed from fewer observations (0: off).
+    - voxel_size (metres), trunc_voxels, max_depth (metres): the fused volume.
+    """
 
     image_size: tuple[int, int] = (160, 120)
-    sweep: SweepConfig = field(default_factory=SweepConfig)
+    sweep: SweepConfig = field(default_factory=lambda: SweepConfig(sgm=True))
     n_neighbours: int = 5
     neighbour_separation: float = 0.05
-    keyframe_translation: float = 0.05
+    neighbour_angle_deg: float = 8.0
+    keyframe_translation: float = 0.1
     keyframe_rotation_deg: float = 10.0
-    refine_scale: int = 1
+    refine_scale: int = 2
     refine_hypotheses: int = 8
     refine_range: float = 1.5
     refine_window: int = 7
+    min_support: int = 0
     consistency_views: int = 4
     min_consistent: int = 1
     consistency_tol: float = 0.03
     weighted_fusion: bool = False
+    min_weight: float = 0.0
     voxel_size: float = 0.04
     trunc_voxels: float = 5.0
     max_depth: float = 3.0
@@ -70,6 +84,7 @@ def prior_stereo_config() -> StereoConfig:
         neighbour_separation=0.0,
         trunc_voxels=3.0,
         sweep=SweepConfig(window=7, top_k=2),
+        refine_scale=1,
     )
 
 
@@ -109,6 +124,22 @@ def grey_images(reader: SceneReader, *sizes: tuple[int, int]) -> list[torch.Tens
         for images, size in zip(out, sizes, strict=True):
             images[i] = torch.from_numpy(np.array(img.resize(size, Image.BILINEAR)))
     return out
+
+
+def neighbour_support(depth: torch.Tensor, radius: int, rel_tol: float) -> torch.Tensor:
+    """(H, W) count of the pixels in the (2 radius + 1)^2 window around each pixel
+    (itself left out) whose depth is within ``rel_tol`` (relative) of its own; depth:
+    (H, W) metres, 0 = none (such pixels count 0 and are never counted)."""
+    h, w = depth.shape
+    padded = F.pad(depth[None, None], (radius,) * 4)[0, 0]
+    count = torch.zeros(h, w, dtype=torch.int64, device=depth.device)
+    for dv in range(2 * radius + 1):  # (2 radius + 1)^2 shifted whole-image comparisons
+        for du in range(2 * radius + 1):
+            if dv == radius and du == radius:
+                continue
+            other = padded[dv : dv + h, du : du + w]
+            count += ((other > 0) & ((other - depth).abs() <= rel_tol * depth)).long()
+    return torch.where(depth > 0, count, torch.zeros_like(count))
 
 
 def viewing_cosine(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -212,6 +243,7 @@ def sweep_keyframes(reader: SceneReader, cfg: StereoConfig, device: str = "cpu")
             _overlap_depth(cfg),
             Ks_np[0],
             cfg.image_size,
+            target_angle_deg=cfg.neighbour_angle_deg,
             min_separation=cfg.neighbour_separation,
         )
         if len(nbrs) == 0:
@@ -239,12 +271,20 @@ def _overlap_depth(cfg: StereoConfig) -> float:
 
 
 def filter_depths(result: StereoDepths, cfg: StereoConfig) -> StereoDepths:
-    """Keyframe depths kept where at least ``cfg.min_consistent`` of the
+    """Keyframe depths with enough like neighbours (``cfg.min_support``), kept where at
+    least ``cfg.min_consistent`` of the
     ``cfg.consistency_views`` best overlapping other keyframes agree (within
     ``cfg.consistency_tol``), with fusion weights when ``cfg.weighted_fusion``."""
     poses_np = result.poses.cpu().double().numpy()
     K, K_np = result.K, result.K.cpu().double().numpy()
     depths = result.depths
+    if cfg.min_support > 0:
+        depths = torch.stack(
+            [
+                torch.where(neighbour_support(d, 2, cfg.consistency_tol) >= cfg.min_support, d, 0)
+                for d in depths
+            ]
+        )
     filtered = torch.zeros_like(depths)
     for i in range(len(depths)):
         others = select_neighbours(
@@ -271,16 +311,87 @@ def filter_depths(result: StereoDepths, cfg: StereoConfig) -> StereoDepths:
     return StereoDepths(result.keyframes, filtered, conf, K, result.poses, weights)
 
 
-def check_stereo_config(cfg: StereoConfig) -> None:
-    """Raise ValueError naming the first stereo setting that cannot work."""
-    if cfg.refine_scale < 1:
-        raise ValueError(f"stereo.refine_scale must be >= 1, got {cfg.refine_scale}")
-    if cfg.refine_scale > 1 and cfg.refine_hypotheses < 3:
-        raise ValueError(
-            f"stereo.refine_hypotheses must be >= 3 to refine, got {cfg.refine_hypotheses}"
-        )
-    if cfg.min_consistent < 0:
-        raise ValueError(f"stereo.min_consistent must be >= 0, got {cfg.min_consistent}")
+def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
+    """``ValueError`` naming the first stereo setting (``prefix`` + its name) that no
+    run could use: sizes and counts that must be positive, a depth range upside down."""
+    sweep = cfg.sweep
+    rules = [
+        (
+            "image_size",
+            cfg.image_size,
+            "[width, height] in pixels, each >= 8",
+            len(cfg.image_size) == 2 and all(_int_at_least(v, 8) for v in cfg.image_size),
+        ),
+        ("n_neighbours", cfg.n_neighbours, "an integer >= 1", _int_at_least(cfg.n_neighbours, 1)),
+        ("neighbour_separation", cfg.neighbour_separation, ">= 0", cfg.neighbour_separation >= 0),
+        ("keyframe_translation", cfg.keyframe_translation, ">= 0", cfg.keyframe_translation >= 0),
+        (
+            "keyframe_rotation_deg",
+            cfg.keyframe_rotation_deg,
+            ">= 0",
+            cfg.keyframe_rotation_deg >= 0,
+        ),
+        (
+            "neighbour_angle_deg",
+            cfg.neighbour_angle_deg,
+            "in (0, 90)",
+            0 < cfg.neighbour_angle_deg < 90,
+        ),
+        ("refine_scale", cfg.refine_scale, "an integer >= 1", _int_at_least(cfg.refine_scale, 1)),
+        (
+            "refine_hypotheses",
+            cfg.refine_hypotheses,
+            "an integer >= 3",
+            _int_at_least(cfg.refine_hypotheses, 3),
+        ),
+        ("refine_range", cfg.refine_range, "> 0 (coarse planes)", cfg.refine_range > 0),
+        (
+            "refine_window",
+            cfg.refine_window,
+            "an integer >= 1",
+            _int_at_least(cfg.refine_window, 1),
+        ),
+        (
+            "min_support",
+            cfg.min_support,
+            "an integer in [0, 24]",
+            _int_at_least(cfg.min_support, 0) and cfg.min_support <= 24,
+        ),
+        ("min_weight", cfg.min_weight, ">= 0", cfg.min_weight >= 0),
+        ("consistency_views", cfg.consistency_views, ">= 0", cfg.consistency_views >= 0),
+        ("min_consistent", cfg.min_consistent, ">= 0", cfg.min_consistent >= 0),
+        ("consistency_tol", cfg.consistency_tol, "> 0", cfg.consistency_tol > 0),
+        ("voxel_size", cfg.voxel_size, "> 0 (metres)", cfg.voxel_size > 0),
+        ("trunc_voxels", cfg.trunc_voxels, "> 0", cfg.trunc_voxels > 0),
+        ("max_depth", cfg.max_depth, "> 0 (metres)", cfg.max_depth > 0),
+        ("sweep.n_planes", sweep.n_planes, "an integer >= 2", _int_at_least(sweep.n_planes, 2)),
+        ("sweep.min_depth", sweep.min_depth, "> 0 (metres)", sweep.min_depth > 0),
+        (
+            "sweep.max_depth",
+            sweep.max_depth,
+            f"more than sweep.min_depth ({sweep.min_depth})",
+            sweep.max_depth > sweep.min_depth,
+        ),
+        ("sweep.window", sweep.window, "an integer >= 1", _int_at_least(sweep.window, 1)),
+        ("sweep.top_k", sweep.top_k, "an integer >= 1", _int_at_least(sweep.top_k, 1)),
+        ("sweep.sgm_p1", sweep.sgm_p1, ">= 0", sweep.sgm_p1 >= 0),
+        (
+            "sweep.sgm_p2",
+            sweep.sgm_p2,
+            f">= sweep.sgm_p1 ({sweep.sgm_p1})",
+            sweep.sgm_p2 >= sweep.sgm_p1,
+        ),
+        ("sweep.sgm_edge", sweep.sgm_edge, "> 0", sweep.sgm_edge > 0),
+        ("sweep.temperature", sweep.temperature, "> 0", sweep.temperature > 0),
+    ]
+    for name, value, rule, ok in rules:
+        if not ok:
+            shown = list(value) if isinstance(value, tuple | list) else value
+            raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
+
+
+def _int_at_least(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def fuse_stereo(
@@ -292,21 +403,54 @@ def fuse_stereo(
 ) -> VoxelGrid:
     """TSDF of the filtered keyframe depths on a grid covering their frusta, at
     ``voxel_size`` (default ``cfg.voxel_size``; origin a multiple of it) in fusion
-    ``mode``."""
+    ``mode``; voxels below ``cfg.min_weight`` are reset to unobserved (weight 0, TSDF
+    1). Refined depth maps are fused at the coarse size ``cfg.image_size``, each pixel
+    the mean of the valid depths of its block (a 320x240 pixel is under 1 cm wide at
+    2 m, far below a voxel: averaging lowers the noise and the fusion time)."""
     poses = result.poses.cpu().numpy().astype(np.float64)
     K = result.K.cpu().numpy().astype(np.float64)
-    weights = result.weights if result.weights is not None else [None] * len(result.depths)
-    return fuse_depth_frames(
-        ((d, None, wt) for d, wt in zip(result.depths, weights, strict=True)),
+    depths, weights = result.depths, result.weights
+    size = result.image_size
+    factor = size[0] // cfg.image_size[0]
+    if factor > 1:
+        depths, weights = _pool_valid(depths, weights, factor, cfg.consistency_tol)
+        K = scale_intrinsics(K, 1 / factor, 1 / factor)
+        size = (size[0] // factor, size[1] // factor)
+    weights = weights if weights is not None else [None] * len(depths)
+    grid = fuse_depth_frames(
+        ((d, None, wt) for d, wt in zip(depths, weights, strict=True)),
         K,
         poses,
-        result.image_size,
+        size,
         voxel_size or cfg.voxel_size,
         cfg.max_depth,
         trunc_voxels=cfg.trunc_voxels,
         mode=mode,
         device=device,
     )
+    if cfg.min_weight > 0:
+        weak = grid.weight < cfg.min_weight
+        grid.weight[weak] = 0.0
+        grid.tsdf[weak] = 1.0
+    return grid
+
+
+def _pool_valid(
+    depths: torch.Tensor, weights: torch.Tensor | None, factor: int, rel_tol: float
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Depths (N, H, W) metres (0 = none) and their weights (or None) averaged over
+    ``factor`` x ``factor`` blocks, counting only the valid depths of each block; 0
+    where a block has none or its depths spread more than ``rel_tol`` of their mean (a
+    depth edge: the mean would float between the two surfaces)."""
+    valid = (depths > 0).float()[:, None]
+    count = F.avg_pool2d(valid, factor)
+    pooled = F.avg_pool2d(depths[:, None] * valid, factor) / count.clamp_min(1e-6)
+    high = F.max_pool2d(depths[:, None], factor)
+    low = -F.max_pool2d(-torch.where(valid > 0, depths[:, None], torch.inf), factor)
+    pooled = torch.where(high - low <= rel_tol * pooled, pooled, 0.0)
+    if weights is not None:
+        weights = (F.avg_pool2d(weights[:, None] * valid, factor) / count.clamp_min(1e-6))[:, 0]
+    return pooled[:, 0], weights
 
 
 def fuse_prior(

@@ -77,13 +77,38 @@ def _window_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
     return c.narrow(dim, window, n) - c.narrow(dim, 0, n)
 
 
-def _box(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over a ``window`` square around each pixel, clipped at the image borders;
+def _sums(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Sum over a ``window`` square around each pixel, clipped at the image borders;
     x: (N, 1, H, W)."""
-    h, w = x.shape[-2:]
-    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
-    count = _window_sum(_window_sum(ones, window, -1), window, -2)
-    return _window_sum(_window_sum(x, window, -1), window, -2) / count
+    return _window_sum(_window_sum(x, window, -1), window, -2)
+
+
+def _window_inside(inside: torch.Tensor, window: int) -> torch.Tensor:
+    """(N, H, W) bool: the whole ``window`` square around the pixel (clipped at the
+    reference image's borders) warped from inside the source image, given where each
+    pixel did (``inside``, (N, H, W) bool). A homography maps the square to a convex
+    quadrilateral, inside the (convex) image exactly when its four corners are."""
+    half = window // 2
+    # edge replication: a corner off the image is the clipped window's corner
+    padded = F.pad(inside[:, None].to(torch.uint8), (half,) * 4, mode="replicate")[:, 0] > 0
+    h, w = inside.shape[-2:]
+    out = torch.ones_like(inside)
+    for dv in (0, 2 * half):
+        for du in (0, 2 * half):
+            out &= padded[:, dv : dv + h, du : du + w]
+    return out
+
+
+def _mean_of_smallest(cost: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of the ``k`` smallest entries along the first axis of ``cost`` (M, ...):
+    k passes of min-and-remove, cheaper than ``topk`` for the few neighbours matched."""
+    total = torch.zeros_like(cost[0])
+    for i in range(k):
+        low, where = cost.min(0)
+        total += low
+        if i + 1 < k:
+            cost = cost.scatter(0, where[None], torch.inf)
+    return total / k
 
 
 def matching_costs(
@@ -128,19 +153,20 @@ def matching_costs(
     warped = F.grid_sample(
         srcs[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
     ).reshape(m * n_hyp, 1, h, w)
-    valid = inside.reshape(m * n_hyp, 1, h, w).to(dt)
 
+    # NCC from window sums: (n Srs - Sr Ss) / sqrt((n Srr - Sr^2)(n Sss - Ss^2)), n the
+    # window's pixel count inside the reference image
     r = ref[None, None]
-    mr, mrr = _box(r, window), _box(r * r, window)
-    var_r = (mrr - mr * mr).clamp_min(0)
-    ms, mss, mrs = _box(warped, window), _box(warped * warped, window), _box(warped * r, window)
-    var_s = (mss - ms * ms).clamp_min(0)
-    ncc = (mrs - mr * ms) / torch.sqrt(var_r * var_s + 1e-8)
-    full = _box(valid, window) > 0.99  # the whole window warped from inside the image
-    cost = torch.where(full, 1 - ncc, torch.full_like(ncc, INVALID_COST))
-    cost = cost.reshape(m, n_hyp, h, w)
-    k = min(top_k, m)
-    agg = torch.topk(cost, k, dim=0, largest=False).values.mean(0)  # (D, H, W)
+    n = _window_sum(_window_sum(torch.ones_like(r), window, -1), window, -2)
+    sr, srr = _sums(r, window), _sums(r * r, window)
+    var_r = (n * srr - sr * sr).clamp_min(0)
+    ss, sss, srs = _sums(warped, window), _sums(warped * warped, window), _sums(warped * r, window)
+    var_s = (n * sss - ss * ss).clamp_min(0)
+    ncc = (n * srs - sr * ss) / torch.sqrt(var_r * var_s + 1e-8 * n**4)
+    full = _window_inside(inside.reshape(m * n_hyp, h, w), window)[:, None]
+    cost = torch.where(full, 1 - ncc, INVALID_COST).reshape(m, n_hyp, h, w)
+    agg = _mean_of_smallest(cost, min(top_k, m))  # (D, H, W)
+    var_r = var_r / (n * n)
     return agg, var_r[0, 0]
 
 

@@ -12,26 +12,23 @@ from atlas.stereo.plane_sweep import SweepConfig
 
 
 def fast_stereo() -> StereoConfig:
-    """One winner-take-all sweep at 160x120, keyframes every 5 cm, every kept depth
-    weighing the same in fusion (the method as it was before refinement existed)."""
-    return StereoConfig(
-        sweep=SweepConfig(sgm=False),
-        keyframe_translation=0.05,
-        refine_scale=1,
-        weighted_fusion=False,
-        min_consistent=1,
-    )
+    """One winner-take-all sweep at 160x120 without regularisation or refinement,
+    keyframes every 5 cm (the method before the presets existed)."""
+    return StereoConfig(sweep=SweepConfig(sgm=False), keyframe_translation=0.05, refine_scale=1)
 
 
 def default_stereo() -> StereoConfig:
-    """:class:`StereoConfig`'s defaults: the coarse sweep at 160x120, refined per pixel
-    at 320x240, confidence- and angle-weighted fusion."""
+    """:class:`StereoConfig`'s defaults: keyframes every 10 cm, the coarse sweep at
+    160x120 regularised by semi-global aggregation, refined per pixel at 320x240."""
     return StereoConfig()
 
 
 def quality_stereo() -> StereoConfig:
-    """The default refined at 640x480 with keyframes every 5 cm: several times slower."""
-    return dataclasses.replace(StereoConfig(), refine_scale=4, keyframe_translation=0.05)
+    """The default with keyframes every 5 cm and a finer refinement search (12
+    hypotheses over +-2 coarse planes): slower."""
+    return dataclasses.replace(
+        StereoConfig(), keyframe_translation=0.05, refine_hypotheses=12, refine_range=2.0
+    )
 
 
 STEREO_PRESETS = {
