@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from atlas.data.frames import ImageFilesReader
 from atlas.data.image_io import read_intrinsics, read_matrix
+from atlas.data.posed_images import image_size
 
 
 class AtlasSampleFolder(ImageFilesReader):
@@ -31,8 +31,7 @@ class AtlasSampleFolder(ImageFilesReader):
         self.K_color = read_intrinsics(self.folder / "intrinsics.txt")
         self.K_depth = None
         self.depth_size = None
-        with Image.open(paths[0]) as img:
-            self.color_size = img.size
+        self.color_size = image_size(paths[0], "colour image")
         self._poses: np.ndarray | None = None
 
     @property

@@ -9,22 +9,30 @@ from PIL import Image, UnidentifiedImageError
 
 
 def check_image_size(
-    image: np.ndarray, size: tuple[int, int] | None, path: Path, what: str
+    image: np.ndarray,
+    size: tuple[int, int] | None,
+    path: Path,
+    what: str,
+    size_from: Path | None = None,
 ) -> np.ndarray:
     """``image`` (H, W, ...) unchanged; ``ValueError`` naming ``path`` when ``size``
-    (width, height, the size the scene declares for its ``what`` images) is given and
-    differs."""
+    (width, height, the size the scene declares for its ``what`` images, read from the
+    file ``size_from`` when given) is given and differs."""
     if size is not None and image.shape[1::-1] != tuple(size):
+        source = f" (the size of {size_from})" if size_from is not None else ""
         raise ValueError(
             f"{path}: {what} image is {image.shape[1]}x{image.shape[0]}, "
-            f"the scene's are {size[0]}x{size[1]}"
+            f"the scene's are {size[0]}x{size[1]}{source}"
         )
     return image
 
 
-def read_color(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_color(
+    path: str | Path, size: tuple[int, int] | None = None, size_from: Path | None = None
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a JPEG/PNG file; with ``size`` (width, height) an image
-    of another size is an error naming the file."""
+    of another size is an error naming the file (and ``size_from``, the file the size
+    was read from, when given)."""
     path = Path(path)
     try:
         with Image.open(path) as img:
@@ -33,7 +41,7 @@ def read_color(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
         raise FileNotFoundError(f"{path}: colour image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: unreadable colour image ({err})") from None
-    return check_image_size(color, size, path, "colour")
+    return check_image_size(color, size, path, "colour", size_from)
 
 
 def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:

@@ -7,11 +7,11 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from atlas.data.frames import Frame, SceneReader
 from atlas.data.image_io import decode_depth, read_color, read_depth, read_intrinsics, read_matrix
-from atlas.data.posed_images import first_image_size
+from atlas.data.posed_images import first_image_size, image_size
 from atlas.data.sens import iter_sens
 
 
@@ -67,8 +67,8 @@ class ScanNetFolder(SceneReader):
         self.K_depth = (
             read_intrinsics(intrinsic / "intrinsic_depth.txt") if self.has_depth else None
         )
-        with Image.open(self._color_path(self.frame_ids[0])) as img:
-            self.color_size = img.size
+        self._size_from = self._color_path(self.frame_ids[0])
+        self.color_size = image_size(self._size_from, "colour image")
         self.depth_size = None
         if self.has_depth:  # a damaged depth map is named when (and if) it is read
             depth_paths = (self._depth_path(i) for i in self.frame_ids)
@@ -107,7 +107,7 @@ class ScanNetFolder(SceneReader):
             else None
         )
         return Frame(
-            read_color(path, self.color_size),
+            read_color(path, self.color_size, self._size_from),
             depth_map,
             self.poses[index],
             self.K_color,
@@ -159,8 +159,11 @@ class ScanNetSens(SceneReader):
             if i != target:
                 continue
             name = f"{self.path} frame {i}"
-            with Image.open(io.BytesIO(f.color_jpeg)) as img:
-                color = np.asarray(img.convert("RGB"))
+            try:
+                with Image.open(io.BytesIO(f.color_jpeg)) as img:
+                    color = np.asarray(img.convert("RGB"))
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                raise ValueError(f"{name}: unreadable colour image ({err})") from None
             depth_map = decode_depth(f.depth, self.header.depth_shift, name) if depth else None
             yield Frame(color, depth_map, self._poses[i], self.K_color, self.K_depth, i, name)
             target = next(wanted, None)

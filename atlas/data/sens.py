@@ -11,6 +11,7 @@ uint64 IMU frame count (0 here).
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -86,6 +87,8 @@ def write_sens(
 
 
 def _read(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
+    if n > os.fstat(f.fileno()).st_size - f.tell():  # a damaged length: never allocated
+        raise ValueError(f"{path}: file ends inside {what}")
     data = f.read(n)
     if len(data) != n:
         raise ValueError(f"{path}: file ends inside {what}")

@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from atlas.data.frames import Frame, SceneReader
 from atlas.data.image_io import read_color, read_depth, read_intrinsics, read_matrix
-from atlas.data.posed_images import first_image_size
+from atlas.data.posed_images import first_image_size, image_size
 from atlas.geometry.camera import scale_intrinsics
 
 KINECT_COLOR_K = np.array([[525.0, 0.0, 320.0], [0.0, 525.0, 240.0], [0.0, 0.0, 1.0]])
@@ -46,8 +45,7 @@ class SevenScenesFolder(SceneReader):
         self._digits = len(self._color_paths[0].name.split(".")[0]) - len("frame-")
         self.name = self.folder.name
         self.K_depth = read_intrinsics(self.folder / "camera-intrinsics.txt")
-        with Image.open(self._color_paths[0]) as img:
-            self.color_size = img.size
+        self.color_size = image_size(self._color_paths[0], "colour image")
         # A damaged depth map is named when (and if) it is read.
         depth_paths = (self._path(i, "depth.png") for i in self.frame_ids)
         self.depth_size = first_image_size(depth_paths, "depth image")
@@ -75,7 +73,7 @@ class SevenScenesFolder(SceneReader):
         frame_id = self.frame_ids[index]
         path = self._color_paths[index]
         return Frame(
-            read_color(path, self.color_size),
+            read_color(path, self.color_size, self._color_paths[0]),
             read_depth(self._path(frame_id, "depth.png"), size=self.depth_size) if depth else None,
             self.poses[index],
             self.K_color,
