@@ -151,6 +151,27 @@ INFER_SETTINGS = [
     (["method=stereo", "stereo.voxel_size=0"], "stereo.voxel_size must be > 0 (metres), got 0.0"),
     (["snapshot_every=-5"], "snapshot_every must be a number of frames >= 0"),
     (["method=mdoel"], "method must be 'model' or 'stereo', got 'mdoel'"),
+    # issue 23 item 2: other values of the same settings (non-finite, negative, empty,
+    # wrong length), each a different way for a check to let a value through
+    (["device=cuda:x"], "device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+    (["device="], "device must be auto, cpu, cuda or cuda:N, got ''"),
+    (["align=+q"], "align must be auto, none, dataset or an up axis such as -y or z, got '+q'"),
+    (["model.max_depth=nan"], "model.max_depth must be a distance > 0 (metres), got nan"),
+    (["model.frame_stride=-1"], "model.frame_stride must be an integer >= 1, got -1"),
+    (["model.chunk_margin=-4"], "model.chunk_margin must be a multiple of 4, >= 0, got -4"),
+    (["model.chunk_voxels=0"], "model.chunk_voxels must be an integer >= 1, got 0"),
+    (["model.keyframe_translation=-0.1"], "model.keyframe_translation must be a distance >= 0"),
+    (["model.keyframe_rotation_deg=nan"], "model.keyframe_rotation_deg must be an angle >= 0"),
+    (["model.rotations=0"], "model.rotations must be 1, 2 or 4, got 0"),
+    (["model.mesh_upsample=-2"], "model.mesh_upsample must be an integer >= 1, got -2"),
+    (["model.image_size=[0,48]"], "model.image_size must be null or [width, height] in pixels"),
+    (["model.image_size=[64]"], "each >= 8, got [64]"),
+    (["stereo.sweep.n_planes=0"], "stereo.sweep.n_planes must be an integer >= 2, got 0"),
+    (["method=stereo", "stereo.voxel_size=-0.1"], "stereo.voxel_size must be > 0 (metres)"),
+    (["method=stereo", "stereo.voxel_size=nan"], "stereo.voxel_size must be > 0 (metres), got nan"),
+    (["method=stereo", "stereo.sweep.min_depth=-1"], "stereo.sweep.min_depth must be > 0"),
+    (["method=stereo", "stereo.max_depth=0"], "stereo.max_depth must be > 0 (metres), got 0.0"),
+    (["method=stereo", "stereo.image_size=[64,0]"], "stereo.image_size must be [width, height]"),
 ]
 
 
@@ -175,6 +196,13 @@ PREPARE_SETTINGS = [
     (["voxel_sizes=[0.04,0.06]"], "0.06 is not one of 0.04"),
     (["max_depth=0"], "max_depth must be > 0, got 0.0"),
     (["prior_voxel_size=0.08", "stereo.image_size=[0,120]"], "stereo.image_size must be"),
+    # issue 23 item 2: other values of the same settings
+    (["device=cuda:x"], "device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+    (["voxel_sizes=[]"], "voxel_sizes must be positive sizes in metres, got []"),
+    (["voxel_sizes=[-0.04]"], "voxel_sizes must be positive sizes in metres, got [-0.04]"),
+    (["max_depth=-1"], "max_depth must be > 0, got -1.0"),
+    (["prior_voxel_size=-1"], "prior_voxel_size must be >= 0, got -1.0"),
+    (["prior_voxel_size=0.08", "stereo.image_size=[64]"], "each >= 8, got [64]"),
 ]
 
 
@@ -609,3 +637,462 @@ def test_index_paths_never_leave_their_root(tiny_scene, tmp_path, case):
     assert f"{folder / 'index.json'}: refused file path {bad!r}" in str(refused.value)
     good = PreparedSceneReader(write_index(tmp_path / "good", tiny_scene))
     assert good.read_frame(1).color.shape == (H, W, 3)
+
+
+# ================================================= issue 23 item 2: more hostile input
+# Entry points (in-process, as above) and the library, by bad-input class: missing,
+# empty, wrong type, inconsistent sizes, duplicate names, misspelt or impossible
+# settings. Each names the file or key and leaves nothing behind.
+
+
+def hydra_refusal(script: str, override: str, capsys) -> str:
+    """The one line ``run_cli`` prints (exit 2) for an override Hydra's composition
+    refuses (a value of the wrong type, a misspelt key or option) before ``main``."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from atlas.cli import fail
+
+    __import__(script)  # registers the script's config schema, as running it does
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
+        with pytest.raises((HydraException, OmegaConfBaseException)) as refused:
+            compose(config_name=script, overrides=[override])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        fail(refused.value)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+REFUSED_OVERRIDES = [
+    ("infer", "model.frame_stride=1.5", "model.frame_stride"),
+    ("infer", "snapshot_every=abc", "snapshot_every"),
+    ("infer", "model.max_depht=3", "model.max_depht"),
+    ("prepare", "max_depth=far", "max_depth"),
+    ("prepare", "format=scanet", "format"),  # prepare has no format key
+    ("evaluate", "frame_stride=two", "frame_stride"),
+    ("evaluate", "protocol=atlass", "protocol/atlass"),
+    ("train", "datamodule.item.n_frame=3", "datamodule.item.n_frame"),
+    ("train", "experiment=synthetic_cpuu", "experiment/synthetic_cpuu"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "override", "key"), REFUSED_OVERRIDES, ids=[o for _, o, _ in REFUSED_OVERRIDES]
+)
+def test_a_value_hydra_refuses_is_one_line_naming_the_key(capsys, script, override, key):
+    assert key in hydra_refusal(script, override, capsys)
+
+
+CHECKPOINT_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "missing": (lambda p: None, "model file not found"),
+    "empty": (lambda p: p.write_bytes(b""), "not a readable model file"),
+    "text": (lambda p: p.write_text("weights: none"), "not a readable model file"),
+    "folder": (lambda p: p.mkdir(), "model file not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_FILES))
+def test_infer_checkpoint_that_is_no_model_file(tiny_scene, tmp_path, capsys, case):
+    make, message = CHECKPOINT_FILES[case]
+    checkpoint = tmp_path / "model.pt"
+    make(checkpoint)
+    out = tmp_path / "out"
+    code, stdout, lines = run_main(
+        "infer", [f"scene={tiny_scene}", f"out_dir={out}", f"checkpoint={checkpoint}"], capsys
+    )
+    assert f"{checkpoint}: {message}" in only_error(code, lines)
+    assert SCENE not in stdout and not out.exists()
+
+
+def test_prepare_raw_root_that_does_not_exist(tmp_path, capsys):
+    out = tmp_path / "prepared"
+    code, _, lines = run_main(
+        "prepare", [f"data.raw.root={tmp_path / 'nope'}", f"out_dir={out}"], capsys
+    )
+    assert f"{tmp_path / 'nope' / 'scans'}: no ScanNet scans folder" in only_error(code, lines)
+    assert not out.exists()
+
+
+# ------------------------------------------------- evaluate.py
+
+
+EVALUATE_SETTINGS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
+    "frame_stride_zero": (
+        lambda gt, t: [f"pred_mesh={gt}", f"gt_mesh={gt}", "frame_stride=0"],
+        "frame_stride must be at least 1, got 0",
+    ),
+    "mask_without_culled": (
+        lambda gt, t: [f"pred_mesh={gt}", f"gt_mesh={gt}", f"visibility_mask={t}/m.npz"],
+        "visibility_mask is only used by protocol=culled",
+    ),
+    "pred_dir_and_pred_mesh": (
+        lambda gt, t: [f"pred_mesh={gt}", f"pred_dir={t}", f"gt_mesh={gt}"],
+        "pred_dir (several scenes) excludes pred_mesh and scene (one)",
+    ),
+    "pred_dir_without_scenes": (
+        lambda gt, t: [f"pred_dir={t}"],
+        "pred_dir needs its scenes: data_root=... split=..., or scenes=[...]",
+    ),
+    "pred_dir_without_ground_truth": (
+        lambda gt, t: [f"pred_dir={t}", "scenes=[a,b]"],
+        "pred_dir needs data_root=... or a gt_mesh=... path with {scene}",
+    ),
+    "split_list_missing": (
+        lambda gt, t: [f"pred_dir={t}", f"data_root={t}", "split=vall"],
+        "scannetv2_vall.txt: split list not found",
+    ),
+    "split_list_empty": (
+        lambda gt, t: [f"pred_dir={t}", f"data_root={t}", "split=val"],
+        "no scenes to evaluate in split 'val' of",
+    ),
+    "nothing_named": (
+        lambda gt, t: [],
+        "nothing to evaluate: set pred_mesh=... (one scene) or pred_dir=... (several)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALUATE_SETTINGS))
+def test_evaluate_checks_settings_before_any_scene(tiny_scene, tmp_path, capsys, case):
+    make, message = EVALUATE_SETTINGS[case]
+    (tmp_path / "scannetv2_val.txt").write_text("")
+    gt = tiny_scene / f"{SCENE}_vh_clean_2.ply"
+    out = tmp_path / "report"
+    code, _, lines = run_main("evaluate", [f"output_dir={out}", *make(gt, tmp_path)], capsys)
+    assert message in only_error(code, lines)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["gt_is_a_folder", "scene_missing"])
+def test_evaluate_bad_ground_truth_path_fails_its_scene(tiny_scene, tmp_path, capsys, case):
+    pred = tiny_scene / f"{SCENE}_vh_clean_2.ply"
+    folder = tmp_path / ("gt" if case == "gt_is_a_folder" else "no_scene")
+    if case == "gt_is_a_folder":
+        folder.mkdir()
+        given, message = f"gt_mesh={folder}", f"{folder}: mesh file not found"
+    else:
+        given, message = f"scene={folder}", f"{folder}: scene folder not found"
+    out = tmp_path / "report"
+    overrides = [f"pred_mesh={pred}", given, f"output_dir={out}", "plots.enabled=false"]
+    code, _, lines = run_main("evaluate", overrides, capsys)
+    assert code == 1
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], lines
+    # The failure's report, complete; no scene folder, no temporary file.
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "metrics.json", "metrics.md"]
+
+
+# ------------------------------------------------- train.py
+
+
+@pytest.fixture(scope="module")
+def raw_with_splits(tiny_scene) -> Path:
+    """The raw root of ``tiny_scene``: its split lists name scene0000_00 for training."""
+    return tiny_scene.parents[1]
+
+
+TRAIN_INPUTS: dict[str, tuple[Callable[[Path], str], str]] = {
+    "ckpt_missing": (lambda t: f"ckpt_path={t}/old.ckpt", "old.ckpt: no checkpoint to resume"),
+    "init_weights_missing": (
+        lambda t: f"model.init_weights={t}/w.pt",
+        "w.pt: model file not found",
+    ),
+    "one_scale_three_weights": (
+        lambda t: "model.model.voxel_sizes=[0.04]",
+        "loss_weights needs one weight per scale (0.04,), got [1.0, 1.0, 1.0]",
+    ),
+    "split_not_prepared": (lambda t: "seed=1", "scenes of split 'train' not prepared"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_INPUTS))
+def test_train_stops_before_writing_anything(raw_with_splits, tmp_path, capsys, case):
+    make, message = TRAIN_INPUTS[case]
+    (tmp_path / "prepared").mkdir()
+    out = tmp_path / "run"
+    overrides = [
+        f"data.prepared_root={tmp_path / 'prepared'}",
+        f"data.raw.root={raw_with_splits}",
+        f"out_dir={out}",
+        make(tmp_path),
+    ]
+    code, _, lines = run_main("train", overrides, capsys)
+    line = only_error(code, lines)
+    assert message in line
+    if case == "split_not_prepared":
+        assert f"{tmp_path / 'prepared'}: " in line and SCENE in line
+    assert nothing_written(out)
+
+
+# ------------------------------------------------- the synthetic generator
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"), [(["--frames", "abc"], "--frames"), (["--scenes", "two"], "--scenes")]
+)
+def test_synthetic_generator_refuses_a_non_number(tmp_path, capsys, argv, flag):
+    from atlas.data import synthetic
+
+    with pytest.raises(SystemExit) as stop:
+        synthetic.main([*argv, "--out", str(tmp_path / "syn")])
+    assert stop.value.code == 2
+    assert f"argument {flag}: invalid int value" in capsys.readouterr().err
+    assert not (tmp_path / "syn").exists()
+
+
+def test_synthetic_generator_too_few_frames_writes_no_scene(tmp_path):
+    from atlas.data import synthetic
+
+    with pytest.raises(ValueError, match="n_frames must be at least 2, got 1"):
+        synthetic.main(["--frames", "1", "--out", str(tmp_path / "syn")])
+    assert nothing_written(tmp_path / "syn" / "scans")
+
+
+SYNTHETIC_GAPS = [
+    (["--width", "0"], "--width"),
+    (["--height", "-5"], "--height"),
+    (["--first", "-1"], "--first"),
+    (["--scenes", "-1"], "--scenes"),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 23: python -m atlas.data.synthetic does not check its sizes and counts "
+    "(LinAlgError, 'negative dimensions', 'expected non-negative integer' or nothing)",
+)
+@pytest.mark.parametrize(("argv", "flag"), SYNTHETIC_GAPS, ids=[a[0] for a, _ in SYNTHETIC_GAPS])
+def test_synthetic_generator_impossible_sizes_name_the_flag(tmp_path, capsys, argv, flag):
+    from atlas.data import synthetic
+
+    with pytest.raises((SystemExit, ValueError)) as stop:
+        synthetic.main([*argv, "--frames", "2", "--out", str(tmp_path / "syn")])
+    said = str(stop.value) + capsys.readouterr().err
+    assert flag in said, said
+    assert nothing_written(tmp_path / "syn" / "scans")
+
+
+# ------------------------------------------------- settings no check catches yet
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23: infinite depths pass the settings check")
+def test_infer_infinite_max_depth_is_a_setting_error(tiny_scene, tmp_path, capsys):
+    code, _, lines = run_main(
+        "infer", [f"scene={tiny_scene}", f"out_dir={tmp_path}/out", "model.max_depth=inf"], capsys
+    )
+    assert "model.max_depth" in only_error(code, lines)  # now: exit 1, 'negative dimensions'
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23: max_depth=nan passes prepare's check")
+def test_prepare_nan_max_depth_is_a_setting_error(tiny_scene, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    copy_scene(tiny_scene, raw / "scans" / SCENE)
+    code, _, lines = run_main(
+        "prepare", [f"data.raw.root={raw}", f"out_dir={tmp_path}/out", "max_depth=nan"], capsys
+    )
+    assert "max_depth" in only_error(code, lines)  # now: exit 1, 'grid shape must be positive'
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23: evaluate scores with any threshold")
+@pytest.mark.parametrize("override", ["protocol.threshold=-0.1", "depth.max_depth=-1"])
+def test_evaluate_impossible_threshold_is_a_setting_error(tiny_scene, tmp_path, capsys, override):
+    gt = tiny_scene / f"{SCENE}_vh_clean_2.ply"
+    out = tmp_path / "report"
+    overrides = [f"pred_mesh={gt}", f"gt_mesh={gt}", f"output_dir={out}", override]
+    code, _, lines = run_main("evaluate", overrides, capsys)
+    assert override.split("=")[0] in only_error(code, lines)
+
+
+# ------------------------------------------------- the Python API
+
+
+@pytest.fixture(scope="module")
+def tiny_reader(tiny_scene):
+    from atlas.data.scannet import ScanNetFolder
+
+    return ScanNetFolder(tiny_scene)
+
+
+API_SETTINGS = {
+    "max_depth_nan": ({"max_depth": float("nan")}, "max_depth must be a distance > 0"),
+    "frame_stride_zero": ({"frame_stride": 0}, "frame_stride must be an integer >= 1, got 0"),
+    "frame_stride_float": ({"frame_stride": 2.5}, "frame_stride must be an integer >= 1"),
+    "chunk_voxels_negative": ({"chunk_voxels": -8}, "chunk_voxels must be an integer >= 1"),
+    "rotations_three": ({"rotations": 3}, "rotations must be 1, 2 or 4, got 3"),
+    "image_size_three_numbers": ({"image_size": (64, 48, 3)}, "image_size must be null or"),
+}
+
+
+@pytest.mark.parametrize("case", list(API_SETTINGS))
+def test_reconstruct_model_checks_settings_before_loading_anything(tiny_reader, tmp_path, case):
+    from atlas.model.inference import ModelInferenceConfig
+    from atlas.reconstruction import reconstruct_model
+
+    changes, message = API_SETTINGS[case]
+    missing = tmp_path / "never_opened.pt"  # the settings are judged first
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        reconstruct_model(tiny_reader, missing, ModelInferenceConfig(**changes))
+
+
+def test_reconstruct_model_missing_model_file(tiny_reader, tmp_path):
+    from atlas.reconstruction import reconstruct_model
+
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope.pt'}: model file not found"):
+        reconstruct_model(tiny_reader, tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("every", [0, -3])
+def test_add_snapshots_refuses_a_step_below_one(tiny_reader, every):
+    from atlas.reconstruction import add_snapshots
+
+    def never(reader):
+        raise AssertionError("no snapshot is made")
+
+    with pytest.raises(ValueError, match=f"snapshot_every must be a positive .*got {every}"):
+        add_snapshots(None, tiny_reader, never, every)
+
+
+@pytest.mark.parametrize("indices", [[], [0, 8], [-1, 2]], ids=["empty", "past_end", "negative"])
+def test_frame_subset_out_of_range_names_the_scene(tiny_reader, indices):
+    with pytest.raises(ValueError, match=f"{SCENE}: frame subset out of range 0..7"):
+        SubsetReader(tiny_reader, indices)
+
+
+# ------------------------------------------------- scenes: duplicate names, sizes that disagree
+
+
+def posed_duplicate_stem(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import image, known_poses, save, write_posed
+
+    folder = write_posed(tmp_path / "posed", ["a", "b"], known_poses(2))
+    save(image(5), folder / "images" / "a.jpg")
+    return folder, "two images named 'a'"
+
+
+def posed_depth_missing(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, write_posed
+
+    folder = write_posed(tmp_path / "posed", ["a", "b"], known_poses(2), depth=True)
+    (folder / "depth" / "b.png").unlink()
+    return folder, "depth/b.png: no depth map for image"
+
+
+def posed_depth_sizes_differ(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, save, write_posed
+
+    folder = write_posed(tmp_path / "posed", ["a", "b"], known_poses(2), depth=True)
+    save(np.full((24, 32), 1000, np.uint16), folder / "depth" / "b.png")
+    return folder, "depth/b.png: depth image is 32x24 but"
+
+
+def colmap_listed_twice(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, write_colmap
+
+    folder = write_colmap(tmp_path / "sfm", known_poses(2))
+    images = folder / "sparse" / "0" / "images.txt"
+    lines = images.read_text().splitlines()
+    data = [line for line in lines if line and not line.startswith("#")]
+    images.write_text("\n".join([*lines, "9" + data[0][1:], ""]) + "\n")
+    return folder, "images.txt: image img2.png listed twice"
+
+
+def colmap_unknown_camera(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, write_colmap
+
+    folder = write_colmap(tmp_path / "sfm", known_poses(2), camera_ids=[1, 7])
+    return folder, "uses unknown camera 7"
+
+
+def colmap_image_size_not_the_camera(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, write_colmap
+
+    cams = "1 PINHOLE 128 96 50 50 64 48\n"
+    folder = write_colmap(tmp_path / "sfm", known_poses(2), cameras=cams)
+    return folder, "img1.png: image is 64x48 but camera 1 in cameras.txt is 128x96"
+
+
+def transforms_declared_size(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, write_transforms
+
+    folder = write_transforms(tmp_path / "ns", known_poses(2))
+    meta = json.loads((folder / "transforms.json").read_text())
+    meta["w"] = 640
+    (folder / "transforms.json").write_text(json.dumps(meta))
+    return folder, "says w=640, h=48"
+
+
+def transforms_some_depth(tmp_path: Path) -> tuple[Path, str]:
+    from test_custom_formats import known_poses, save, write_transforms
+
+    folder = write_transforms(tmp_path / "ns", known_poses(2))
+    meta = json.loads((folder / "transforms.json").read_text())
+    save(np.full((H, W), 1000, np.uint16), folder / "depth" / "0.png")
+    meta["frames"][0]["depth_file_path"] = "depth/0.png"
+    (folder / "transforms.json").write_text(json.dumps(meta))
+    return folder, "transforms.json frame 1: no depth_file_path while other frames have one"
+
+
+def transforms_not_json(tmp_path: Path) -> tuple[Path, str]:
+    folder = tmp_path / "ns"
+    folder.mkdir()
+    (folder / "transforms.json").write_text("{'frames': []}")
+    return folder, "transforms.json: not valid JSON"
+
+
+def transforms_no_frames(tmp_path: Path) -> tuple[Path, str]:
+    folder = tmp_path / "ns"
+    folder.mkdir()
+    (folder / "transforms.json").write_text('{"fl_x": 50, "frames": []}')
+    return folder, "transforms.json: 'frames' is empty"
+
+
+def scannet_frame_not_numbered(tmp_path: Path, tiny_scene: Path) -> tuple[Path, str]:
+    scene = copy_scene(tiny_scene, tmp_path / SCENE)
+    shutil.copy(scene / "color" / "0.jpg", scene / "color" / "0 (copy).jpg")
+    return scene, "0 (copy).jpg: ScanNet frame files are named <number>.jpg"
+
+
+def scannet_pose_not_a_matrix(tmp_path: Path, tiny_scene: Path) -> tuple[Path, str]:
+    scene = copy_scene(tiny_scene, tmp_path / SCENE)
+    (scene / "pose" / "4.txt").write_text("1 0 0 0\n0 1 0 0\n0 0 1 zero\n0 0 0 1\n")
+    return scene, "pose/4.txt: not a numeric matrix"
+
+
+def seven_scenes_intrinsics_3x2(tmp_path: Path, tiny_scene: Path) -> tuple[Path, str]:
+    reader, _ = seven_scenes_reader(tiny_scene, tmp_path)
+    (reader.folder / "camera-intrinsics.txt").write_text("50 0\n0 50\n0 0\n")
+    return reader.folder, "camera-intrinsics.txt: intrinsics must be 3x3 or 4x4, got (3, 2)"
+
+
+SCENE_INPUTS: dict[str, Callable[..., tuple[Path, str]]] = {
+    "posed_duplicate_stem": posed_duplicate_stem,
+    "posed_depth_missing": posed_depth_missing,
+    "posed_depth_sizes_differ": posed_depth_sizes_differ,
+    "colmap_listed_twice": colmap_listed_twice,
+    "colmap_unknown_camera": colmap_unknown_camera,
+    "colmap_image_size_not_the_camera": colmap_image_size_not_the_camera,
+    "transforms_declared_size": transforms_declared_size,
+    "transforms_some_depth": transforms_some_depth,
+    "transforms_not_json": transforms_not_json,
+    "transforms_no_frames": transforms_no_frames,
+    "scannet_frame_not_numbered": scannet_frame_not_numbered,
+    "scannet_pose_not_a_matrix": scannet_pose_not_a_matrix,
+    "7scenes_intrinsics_3x2": seven_scenes_intrinsics_3x2,
+}
+
+
+@pytest.mark.parametrize("case", list(SCENE_INPUTS))
+def test_open_scene_names_the_file_that_disagrees(tiny_scene, tmp_path, case):
+    """What ``open_scene`` and the poses (read at once by every entry point) say."""
+    from atlas.data.detect import open_scene
+
+    make = SCENE_INPUTS[case]
+    takes_scene = make.__code__.co_argcount == 2
+    folder, message = make(tmp_path, tiny_scene) if takes_scene else make(tmp_path)
+    with pytest.raises((ValueError, FileNotFoundError)) as err:
+        open_scene(folder).poses  # noqa: B018
+    assert message in str(err.value)
+    assert type(err.value) in (ValueError, FileNotFoundError)
