@@ -669,7 +669,10 @@ def hydra_refusal(script: str, override: str, capsys) -> str:
 REFUSED_OVERRIDES = [
     ("infer", "model.frame_stride=1.5", "model.frame_stride"),
     ("infer", "snapshot_every=abc", "snapshot_every"),
-    ("infer", "model.max_depht=3", "model.max_depht"),
+    ("infer", "model.image_size=abc", "model.image_size"),
+    ("infer", "model.rotations=[1,2]", "model.rotations"),
+    ("infer", "device=[cpu]", "device"),
+    ("prepare", "voxel_sizes=0.04", "voxel_sizes"),
     ("prepare", "max_depth=far", "max_depth"),
     ("prepare", "format=scanet", "format"),  # prepare has no format key
     ("evaluate", "frame_stride=two", "frame_stride"),
@@ -959,6 +962,23 @@ def test_add_snapshots_refuses_a_step_below_one(tiny_reader, every):
 def test_frame_subset_out_of_range_names_the_scene(tiny_reader, indices):
     with pytest.raises(ValueError, match=f"{SCENE}: frame subset out of range 0..7"):
         SubsetReader(tiny_reader, indices)
+
+
+@pytest.mark.parametrize("case", ["under_a_file", "is_a_file"])
+def test_save_reconstruction_where_a_file_is(tmp_path, case):
+    """All or nothing: the file is left as it was, no hidden folder beside it."""
+    from atlas.geometry.mesh import Mesh
+    from atlas.geometry.voxel_grid import VoxelGrid
+    from atlas.reconstruction import Reconstruction, save_reconstruction
+
+    grid = VoxelGrid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.zeros(3), 0.1)
+    rec = Reconstruction("r", grid, Mesh(np.eye(3), [[0, 1, 2]]))
+    (tmp_path / "notes").write_text("mine")
+    out = tmp_path / "notes" / "out" if case == "under_a_file" else tmp_path / "notes"
+    with pytest.raises(NotADirectoryError, match=str(tmp_path / "notes")):
+        save_reconstruction(rec, out)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]
+    assert (tmp_path / "notes").read_text() == "mine"
 
 
 # ------------------------------------------------- scenes: duplicate names, sizes that disagree
