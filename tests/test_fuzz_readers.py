@@ -279,6 +279,8 @@ def test_sens_with_a_huge_length_fails_without_allocating_it(samples, tmp_path):
 
 
 def test_sens_frame_length_past_the_end_is_named(samples, tmp_path):
+    """A frame's byte count past the end of the file (a guard beside the one above: the
+    poses pass that opening makes already names it)."""
     data = bytearray(sens_bytes(samples))
     first_jpeg = (samples / "scannet" / "color" / "0.jpg").read_bytes()
     at = data.find(first_jpeg) - 16  # frame 0's colour byte count
