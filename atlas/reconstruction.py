@@ -75,6 +75,12 @@ class SemanticLabels:
         return cls(voxels, labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]].astype(np.int16))
 
 
+def _spread(indices: np.ndarray, count: int = 60) -> np.ndarray:
+    """At most ``count`` of the frame ``indices``, evenly spread: the frames vertex
+    colours are taken from."""
+    return indices[np.linspace(0, len(indices) - 1, min(len(indices), count)).round().astype(int)]
+
+
 def _colour_views(reader: SceneReader, indices: np.ndarray, width: int = 320):
     """(colour, K, pose) of the given frames, downsized to ``width`` pixels."""
     for frame in reader.iter_frames(indices, depth=False):
@@ -145,7 +151,7 @@ def reconstruct_stereo(
         "depth_pixels_kept": float((depths.depths > 0).float().mean()),
     }
     seconds = {"stereo": round(t1 - t0, 2), "fusion": round(t2 - t1, 2)}
-    rec = _finish(reader, grid, "stereo", facts, depths.keyframes, seconds)
+    rec = _finish(reader, grid, "stereo", facts, _spread(depths.keyframes), seconds)
     rec.depths = depths
     return rec
 
@@ -168,8 +174,7 @@ def reconstruct_model(
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
     indices = pred.frames
-    colour = indices[np.linspace(0, len(indices) - 1, min(len(indices), 60)).round().astype(int)]
-    rec = _finish(reader, grid, "model", facts, colour, seconds, cfg.mesh_upsample)
+    rec = _finish(reader, grid, "model", facts, _spread(indices), seconds, cfg.mesh_upsample)
     rec.prior = pred.prior
     if pred.labels is not None:
         rec.labels = SemanticLabels.from_volume(pred.labels, grid, rec.mesh)

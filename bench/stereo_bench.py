@@ -12,8 +12,9 @@ delta < 1.25 on them. Scenes:
 - ``7scenes``: the 500 7-Scenes dev frames, against TSDF fusion of the Kinect depth at
   4 cm up to 3 m (its colour camera is uncalibrated: reported, not tuned on).
 
-Scenes whose data is absent are skipped with a note. Writes ``docs/stereo_bench.json``
-and the table between the markers in ``docs/benchmarks.md``::
+Scenes whose data is absent are skipped with a note. Writes ``docs/stereo_bench.json``,
+the table between the markers in ``docs/benchmarks.md`` and ``docs/stereo_<scene>.png``
+(the ground truth beside each preset's mesh)::
 
     python bench/stereo_bench.py [--presets fast default quality] [--scenes scannet ...]
 """
@@ -120,20 +121,22 @@ def keyframe_depth_metrics(reader, depths) -> dict:
 
 def run_one(scene: str, preset: str) -> dict | None:
     """Reconstruct ``scene`` with ``preset`` and score it (meant for a fresh process, so
-    that its peak memory is this run's)."""
+    that its peak memory is this run's: taken before the ground truth is loaded)."""
     from atlas.evaluation.mesh_metrics import mesh_metrics
+    from atlas.geometry import write_ply
     from atlas.reconstruction import reconstruct_stereo
     from atlas.stereo.presets import stereo_preset
 
     reader = open_reader(scene)
     if reader is None:
         return None
-    gt = ground_truth(scene, reader)
     cfg = stereo_preset(preset)
     t = time.perf_counter()
     rec = reconstruct_stereo(reader, cfg)
     seconds = time.perf_counter() - t
-    mesh = mesh_metrics(rec.mesh, gt)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    write_ply(rec.mesh, mesh_path(scene, preset))
+    mesh = mesh_metrics(rec.mesh, ground_truth(scene, reader))
     depth = keyframe_depth_metrics(reader, rec.depths)
     return {
         "scene": scene,
@@ -142,7 +145,7 @@ def run_one(scene: str, preset: str) -> dict | None:
         "keyframes": rec.summary["keyframes"],
         "seconds": round(seconds, 1),
         "seconds_parts": rec.summary["seconds"],
-        "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        "peak_gb": round(peak_gb, 2),
         "fscore": mesh["fscore"],
         "prec": mesh["prec"],
         "recal": mesh["recal"],
@@ -152,6 +155,34 @@ def run_one(scene: str, preset: str) -> dict | None:
         "AbsRel": depth["AbsRel"],
         "r1": depth["r1"],
     }
+
+
+def mesh_path(scene: str, preset: str) -> Path:
+    """Where a run's mesh is kept for the pictures."""
+    path = GT_CACHE.parent / "stereo_meshes" / f"{scene}_{preset}.ply"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_pictures(scene: str, presets: list[str]) -> Path:
+    """docs/stereo_<scene>.png: the ground truth beside each preset's mesh, one camera."""
+    from atlas.evaluation.render import save_preview
+    from atlas.geometry import read_ply
+
+    reader = open_reader(scene)
+    panels = [("ground truth", ground_truth(scene, reader))]
+    panels += [(f"stereo={p}", read_ply(mesh_path(scene, p))) for p in presets]
+    return save_preview(panels, ROOT / "docs" / f"stereo_{scene}.png")
+
+
+def prepare_scene(scene: str) -> bool | None:
+    """Generate the scene (synthetic) and its cached ground truth; None when its data is
+    absent."""
+    reader = open_reader(scene)
+    if reader is None:
+        return None
+    ground_truth(scene, reader)
+    return True
 
 
 def run_isolated(scene: str, preset: str) -> dict | None:
@@ -193,14 +224,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--presets", nargs="+", default=["fast", "default"])
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    rows = []
+    rows: list[dict] = []
+    done: dict[str, list[str]] = {}
     for scene in args.scenes:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:  # made once, not timed
+            if pool.apply(prepare_scene, (scene,)) is None:
+                print(f"{scene}: data not found, skipped")
+                continue
         for preset in args.presets:
             row = run_isolated(scene, preset)
             if row is None:
                 print(f"{scene}: data not found, skipped")
                 continue
             rows.append(row)
+            done.setdefault(scene, []).append(preset)
             print(
                 f"{scene:<10} {preset:<8} {row['keyframes']:>4} kf {row['seconds']:>6.1f} s "
                 f"{row['peak_gb']:.2f} GB  F {row['fscore']:.3f} P {row['prec']:.3f} "
@@ -211,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write or not rows:
         print(markdown_table(rows))
         return
+    for scene, presets in done.items():
+        print(f"picture: {save_pictures(scene, presets)}")
     merged = merge_rows(json.loads(JSON_OUT.read_text())["rows"] if JSON_OUT.exists() else [], rows)
     table = markdown_table(merged)
     print(table)
