@@ -47,3 +47,18 @@ def uv_sphere(radius: float, resolution: int = 200) -> Mesh:
 
 
 PINHOLE_K = np.array([[300.0, 0.0, 159.5], [0.0, 300.0, 119.5], [0.0, 0.0, 1.0]])
+
+
+def seven_scenes_layout(scannet_scene: Path, dest: Path, frames: int = 4) -> Path:
+    """The first ``frames`` frames of an extracted ScanNet-layout scene copied into a new
+    7-Scenes-layout folder ``dest`` (frame-XXXXXX.{color.jpg,depth.png,pose.txt})."""
+    import shutil
+
+    dest.mkdir()
+    for i in range(frames):
+        for kind, part, ext in (("color", "color", "jpg"), ("depth", "depth", "png")):
+            shutil.copy(scannet_scene / kind / f"{i}.{ext}", dest / f"frame-{i:06d}.{part}.{ext}")
+        shutil.copy(scannet_scene / "pose" / f"{i}.txt", dest / f"frame-{i:06d}.pose.txt")
+    intrinsics = scannet_scene / "intrinsic" / "intrinsic_depth.txt"
+    shutil.copy(intrinsics, dest / "camera-intrinsics.txt")
+    return dest

@@ -24,6 +24,7 @@ from atlas.data.detect import open_scene
 from atlas.data.sens import SensHeader, write_sens
 from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.geometry.mesh import Mesh, read_ply, write_ply
+from tests.conftest import seven_scenes_layout
 
 SEED = 23
 SCENE = "scene0000_00"
@@ -210,14 +211,7 @@ def test_case_count():
 
 
 def seven_scenes_copy(samples: Path, dest: Path) -> Path:
-    scene = samples / "scannet"
-    dest.mkdir()
-    for i in range(4):
-        shutil.copy(scene / "color" / f"{i}.jpg", dest / f"frame-{i:06d}.color.jpg")
-        shutil.copy(scene / "depth" / f"{i}.png", dest / f"frame-{i:06d}.depth.png")
-        shutil.copy(scene / "pose" / f"{i}.txt", dest / f"frame-{i:06d}.pose.txt")
-    shutil.copy(scene / "intrinsic" / "intrinsic_depth.txt", dest / "camera-intrinsics.txt")
-    return dest
+    return seven_scenes_layout(samples / "scannet", dest)
 
 
 def sample_copy(samples: Path, dest: Path) -> Path:

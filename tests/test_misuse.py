@@ -28,6 +28,7 @@ from atlas.data.alignment import AlignedReader, Alignment
 from atlas.data.checks import check_metric_scale
 from atlas.data.frames import Frame, SceneReader, SubsetReader
 from atlas.data.synthetic import SceneConfig, generate_dataset
+from tests.conftest import seven_scenes_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
@@ -263,13 +264,7 @@ def scannet_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
 def seven_scenes_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
     from atlas.data.seven_scenes import SevenScenesFolder
 
-    folder = tmp_path / "seq-01"
-    folder.mkdir()
-    for i in range(4):
-        shutil.copy(tiny_scene / "color" / f"{i}.jpg", folder / f"frame-{i:06d}.color.jpg")
-        shutil.copy(tiny_scene / "depth" / f"{i}.png", folder / f"frame-{i:06d}.depth.png")
-        shutil.copy(tiny_scene / "pose" / f"{i}.txt", folder / f"frame-{i:06d}.pose.txt")
-    shutil.copy(tiny_scene / "intrinsic" / "intrinsic_depth.txt", folder / "camera-intrinsics.txt")
+    folder = seven_scenes_layout(tiny_scene, tmp_path / "seq-01")
     corrupt(folder / "frame-000000.depth.png")
     corrupt(folder / "frame-000002.depth.png")
     return SevenScenesFolder(folder), "frame-000002.depth.png"
