@@ -857,11 +857,6 @@ SYNTHETIC_GAPS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 23: python -m atlas.data.synthetic does not check its sizes and counts "
-    "(LinAlgError, 'negative dimensions', 'expected non-negative integer' or nothing)",
-)
 @pytest.mark.parametrize(("argv", "flag"), SYNTHETIC_GAPS, ids=[a[0] for a, _ in SYNTHETIC_GAPS])
 def test_synthetic_generator_impossible_sizes_name_the_flag(tmp_path, capsys, argv, flag):
     from atlas.data import synthetic
@@ -873,28 +868,25 @@ def test_synthetic_generator_impossible_sizes_name_the_flag(tmp_path, capsys, ar
     assert nothing_written(tmp_path / "syn" / "scans")
 
 
-# ------------------------------------------------- settings no check catches yet
+# ------------------------------------------------- non-finite and negative settings
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: infinite depths pass the settings check")
 def test_infer_infinite_max_depth_is_a_setting_error(tiny_scene, tmp_path, capsys):
     code, _, lines = run_main(
         "infer", [f"scene={tiny_scene}", f"out_dir={tmp_path}/out", "model.max_depth=inf"], capsys
     )
-    assert "model.max_depth" in only_error(code, lines)  # now: exit 1, 'negative dimensions'
+    assert "model.max_depth" in only_error(code, lines)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: max_depth=nan passes prepare's check")
 def test_prepare_nan_max_depth_is_a_setting_error(tiny_scene, tmp_path, capsys):
     raw = tmp_path / "raw"
     copy_scene(tiny_scene, raw / "scans" / SCENE)
     code, _, lines = run_main(
         "prepare", [f"data.raw.root={raw}", f"out_dir={tmp_path}/out", "max_depth=nan"], capsys
     )
-    assert "max_depth" in only_error(code, lines)  # now: exit 1, 'grid shape must be positive'
+    assert "max_depth" in only_error(code, lines)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: evaluate scores with any threshold")
 @pytest.mark.parametrize("override", ["protocol.threshold=-0.1", "depth.max_depth=-1"])
 def test_evaluate_impossible_threshold_is_a_setting_error(tiny_scene, tmp_path, capsys, override):
     gt = tiny_scene / f"{SCENE}_vh_clean_2.ply"
@@ -1111,3 +1103,10 @@ def test_open_scene_names_the_file_that_disagrees(tiny_scene, tmp_path, case):
         open_scene(folder).poses  # noqa: B018
     assert message in str(err.value)
     assert type(err.value) in (ValueError, FileNotFoundError)
+
+
+def test_prepare_repeated_voxel_size_is_a_setting_error():
+    from atlas.data.prepare import PrepareSettings
+
+    with pytest.raises(ValueError, match=r"voxel_sizes must be different sizes.*0\.04, 0\.04"):
+        PrepareSettings(voxel_sizes=[0.04, 0.04]).check()

@@ -17,6 +17,8 @@ finished ones.
 
 from __future__ import annotations
 
+import math
+
 import io
 import json
 import logging
@@ -72,8 +74,12 @@ class PrepareSettings:
         from atlas.data.alignment import check_up
 
         sizes = list(self.voxel_sizes)
-        if not sizes or any(not isinstance(v, int | float) or v <= 0 for v in sizes):
+        if not sizes or any(
+            not isinstance(v, int | float) or not math.isfinite(v) or v <= 0 for v in sizes
+        ):
             raise ValueError(f"voxel_sizes must be positive sizes in metres, got {sizes}")
+        if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+            raise ValueError(f"voxel_sizes must be different sizes, finest first, got {sizes}")
         for vs in sizes[1:]:
             k = vs / sizes[0]
             if k < 1 or abs(k - round(k)) > 1e-6:
@@ -88,7 +94,12 @@ class PrepareSettings:
             ("prior_voxel_size", 0.0, False),
         ):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < low or (strict and value == low):
+            if (
+                not isinstance(value, int | float)
+                or not math.isfinite(value)  # nan and inf are no sizes
+                or value < low
+                or (strict and value == low)
+            ):
                 rule = f"> {low:g}" if strict else f">= {low:g}"
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
         check_up(self.align, extra=("dataset",))

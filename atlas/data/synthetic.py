@@ -277,6 +277,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--sens", action="store_true", help="also write a ScanNet .sens file")
     args = parser.parse_args(argv)
+    for flag, value, low in (
+        ("--scenes", args.scenes, 1),
+        ("--first", args.first, 0),
+        ("--width", args.width, 16),
+        ("--height", args.height, 16),
+    ):
+        if value < low:  # before any scene is written
+            parser.error(f"argument {flag}: must be at least {low}, got {value}")
     cfg = SceneConfig(
         seed=args.seed,
         n_frames=args.frames,

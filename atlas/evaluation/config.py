@@ -8,6 +8,7 @@ Paths may contain ``{scene}``, replaced by each scene's name in multi-scene mode
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -89,6 +90,21 @@ class EvaluateConfig:
     depth: DepthConfig = field(default_factory=DepthConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     plots: PlotConfig = field(default_factory=PlotConfig)
+
+
+def check_settings(cfg: EvaluateConfig) -> None:
+    """``ValueError`` naming the first numeric setting no evaluation could use (a
+    threshold, depth cut or voxel size that is not a positive finite number)."""
+    numbers = [
+        (f"protocol.{key}", value)
+        for key, value in vars(cfg.protocol).items()
+        if key in ("threshold", "max_depth") and value is not None
+    ]
+    numbers += [("depth.max_depth", cfg.depth.max_depth)]
+    numbers += [(f"baseline.{k}", getattr(cfg.baseline, k)) for k in ("voxel_size", "max_depth")]
+    for key, value in numbers:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{key} must be a positive number, got {value!r}")
 
 
 def register_configs() -> None:

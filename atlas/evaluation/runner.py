@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from atlas.evaluation.config import EvaluateConfig, MissingPred
+from atlas.evaluation.config import EvaluateConfig, MissingPred, check_settings
 from atlas.evaluation.depth_metrics import mesh_depth_metrics
 from atlas.evaluation.mesh_metrics import threshold_curves
 from atlas.evaluation.protocols import CulledProtocol, MeshProtocol, Reference
@@ -306,6 +306,7 @@ def run(cfg: EvaluateConfig, out_dir: str | Path) -> tuple[dict, str]:
     """Evaluate every planned scene, write the reports into ``out_dir``; return the
     summary line (protocol, counts, mean metrics, report path) and the Markdown table."""
     out_dir = Path(out_dir)
+    check_settings(cfg)
     jobs = plan_jobs(cfg)
     protocol = cfg.protocol
     methods = ["prediction"] + ([BASELINE] if cfg.baseline.enabled else [])

@@ -133,7 +133,12 @@ def _is_int(value, low: int) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    """A finite real number (not a bool, not nan or inf)."""
+    return (
+        isinstance(value, int | float | np.number)
+        and not isinstance(value, bool)
+        and bool(np.isfinite(value))
+    )
 
 
 @dataclass

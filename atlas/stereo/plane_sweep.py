@@ -90,7 +90,7 @@ def _window_inside(inside: torch.Tensor, window: int) -> torch.Tensor:
     quadrilateral, inside the (convex) image exactly when its four corners are."""
     half = window // 2
     # edge replication: a corner off the image is the clipped window's corner
-    padded = F.pad(inside[:, None].to(torch.uint8), (half,) * 4, mode="replicate")[:, 0] > 0
+    padded = F.pad(inside[:, None].float(), (half,) * 4, mode="replicate")[:, 0] > 0.5
     h, w = inside.shape[-2:]
     out = torch.ones_like(inside)
     for dv in (0, 2 * half):
