@@ -62,3 +62,20 @@ def seven_scenes_layout(scannet_scene: Path, dest: Path, frames: int = 4) -> Pat
     intrinsics = scannet_scene / "intrinsic" / "intrinsic_depth.txt"
     shutil.copy(intrinsics, dest / "camera-intrinsics.txt")
     return dest
+
+
+HOSTILE_SUITES = ("tests/test_misuse.py", "tests/test_fuzz_readers.py")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line with the case counts of the bad-input and fuzz suites (docs/testing.md)."""
+    counts = dict.fromkeys(HOSTILE_SUITES, 0)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            when = getattr(report, "when", None)  # test reports only (not deselected items)
+            path = getattr(report, "nodeid", "").split("::")[0]
+            if path in counts and (when == "call" or (when == "setup" and report.skipped)):
+                counts[path] += 1
+    if any(counts.values()):
+        said = ", ".join(f"{Path(p).name} {n}" for p, n in counts.items())
+        terminalreporter.write_line(f"hostile-input cases run: {said}")
