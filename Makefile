@@ -42,6 +42,7 @@ bench: setup
 lint: setup
 	$(PY) -m ruff check atlas tests bench *.py
 	$(PY) -m ruff format --check atlas tests bench *.py
+	$(VENV)/bin/lint-imports  # the layer contract in pyproject.toml (docs/architecture.md)
 
 clean:
 	rm -rf $(VENV) data/demo

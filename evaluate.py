@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from atlas.cli import fail, run_cli
 from atlas.evaluation.config import register_configs
 from atlas.evaluation.report import json_safe
-from atlas.evaluation.runner import run
+from atlas.evaluation.runner import Recordings, run
 from atlas.io_utils import check_writable_dir
 
 register_configs()
@@ -43,12 +43,26 @@ def report_failures(report: Path) -> None:
             print(f"error: {row['scene']} ({row['method']}): {reason}", file=sys.stderr)
 
 
+def _open_scannet(scene_dir: Path):
+    from atlas.readers.scannet import ScanNetFolder
+
+    return ScanNetFolder(scene_dir)
+
+
+def _scannet_split(data_root: str, split: str) -> list[str]:
+    from atlas.readers.scannet import read_split
+
+    return read_split(data_root, split)
+
+
 @hydra.main(config_path="configs", config_name="evaluate", version_base="1.3")
 def main(dict_cfg: DictConfig) -> None:
     cfg = OmegaConf.to_object(dict_cfg)
     out_dir = Path(cfg.output_dir or HydraConfig.get().runtime.output_dir)
     try:
-        line, table = run(cfg, check_writable_dir(out_dir))
+        # The readers load only when a run names recordings (scene=, data_root=).
+        recordings = Recordings(_open_scannet, _scannet_split)
+        line, table = run(cfg, check_writable_dir(out_dir), recordings)
     except (OSError, ValueError) as err:
         fail(err)
     print(table, flush=True)

@@ -3,9 +3,12 @@
     python infer.py scene=../shared/data/7scenes-dev               # the bundled model
     python infer.py scene=PATH checkpoint=outputs/train/x/checkpoints/best.ckpt
     python infer.py scene=PATH method=stereo                       # no model
+    python infer.py scene=PATH method=fusion                       # sensor depth (RGB-D)
     python infer.py data_root=data/synthetic split=test out_dir=outputs/test
 
-Per scene, ``<out_dir>/<scene>/`` gets mesh.ply (world metres, vertex colours),
+Each scene goes through the one per-scene pipeline (atlas/pipeline/scene.py). Per scene,
+``<out_dir>/<scene>/`` gets mesh.ply (metres, in the input poses' world frame unless
+``frame=aligned``, vertex colours),
 tsdf.npz, preview.png and summary.json (and semantics.npz for a model with a semantic
 head), written all at once (with ``snapshot_every=K``
 also the meshes of the first K, 2K, ... frames under snapshots/, and snapshots.png).
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -39,7 +41,7 @@ def scene_paths(cfg: InferConfig) -> list[Path]:
     if cfg.scenes:
         return [Path(s) for s in cfg.scenes]
     if cfg.data_root and cfg.split:
-        from atlas.data.scannet import read_split
+        from atlas.readers.scannet import read_split
 
         return [Path(cfg.data_root) / "scans" / n for n in read_split(cfg.data_root, cfg.split)]
     raise ValueError("name the input: scene=PATH, scenes=[...], or data_root=... split=...")
@@ -86,19 +88,12 @@ def output_folders(paths: list[Path], out_dir: str | Path) -> dict[Path, Path]:
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="infer")
 def main(dict_cfg: DictConfig) -> None:
-    from atlas.data.alignment import AlignedReader, estimate_alignment
-    from atlas.data.checks import check_metric_scale
-    from atlas.data.detect import open_scene
-    from atlas.data.prepared_reader import PreparedSceneReader
-    from atlas.data.scannet import ScanNetFolder, ScanNetSens
     from atlas.io_utils import check_writable_dir
     from atlas.model.checkpoint import load_model
-    from atlas.reconstruction import (
-        add_snapshots,
-        reconstruct_model,
-        reconstruct_stereo,
-        save_reconstruction,
-    )
+    from atlas.pipeline.methods import MethodSettings
+    from atlas.pipeline.outputs import save_reconstruction
+    from atlas.pipeline.scene import reconstruct_scene
+    from atlas.readers.detect import open_scene
 
     cfg: InferConfig = OmegaConf.to_object(dict_cfg)
     try:  # everything that would fail every scene, checked once before the first
@@ -109,49 +104,30 @@ def main(dict_cfg: DictConfig) -> None:
             load_model(cfg.checkpoint)  # a bad model file fails every scene: say so once
     except (OSError, ValueError) as err:
         fail(err)
+    settings = MethodSettings(cfg.checkpoint, cfg.model, cfg.stereo, cfg.fusion)
     failed: dict[str, str] = {}
     for path, out in outputs.items():
         if (out / "summary.json").is_file() and not cfg.overwrite:
             print(f"{path.name}: done already ({out})")
             continue
         try:
-            reader = open_scene(path, cfg.format)
-            skipped = int((~reader.valid).sum())
-            if 0 < skipped < len(reader):
-                print(
-                    f"warning: {path.name}: {skipped} of {len(reader)} frames skipped "
-                    "(non-finite pose)",
-                    file=sys.stderr,
-                )
-            scale_warning = check_metric_scale(reader)
-            if scale_warning:
-                print(f"warning: {scale_warning}", file=sys.stderr)
-            up = cfg.align
-            if up == "dataset":
-                # ScanNet is Z-up; prepared scenes are aligned already.
-                z_up = ScanNetFolder | ScanNetSens | PreparedSceneReader
-                up = "none" if isinstance(reader, z_up) else "auto"
-            alignment = estimate_alignment(reader, up)
-            aligned = AlignedReader(reader, alignment)
-            if cfg.method == "model":
-                run = partial(reconstruct_model, model=cfg.checkpoint, cfg=cfg.model, device=device)
-            else:
-                run = partial(reconstruct_stereo, cfg=cfg.stereo, device=device)
-            rec = run(aligned)
-            if cfg.snapshot_every:
-                add_snapshots(rec, aligned, run, cfg.snapshot_every)
-            if scale_warning:
-                rec.summary["scale_warning"] = scale_warning
-            rec.summary["alignment"] = {
-                "method": alignment.method,
-                "transform": alignment.transform.tolist(),
-            }
+            rec = reconstruct_scene(
+                open_scene(path, cfg.format),
+                cfg.method,
+                settings,
+                align=cfg.align,
+                frame=cfg.frame,
+                device=device,
+                snapshot_every=cfg.snapshot_every,
+            )
             save_reconstruction(rec, out)
         except (OSError, ValueError) as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             failed[str(path)] = str(err)
             continue
         s = rec.summary
+        for warning in s.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{path.name}: {s['method']}, {s['mesh_vertices']} vertices -> {out}")
         if "warning" in s:
             print(f"  warning: {s['warning']}")

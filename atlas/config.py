@@ -9,13 +9,14 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from atlas.model.inference import ModelInferenceConfig
+from atlas.pipeline.methods import METHODS, FusionConfig
 from atlas.stereo.pipeline import StereoConfig, check_stereo_config, prior_stereo_config
 from atlas.stereo.presets import STEREO_PRESETS
 
 
 @dataclass
 class DataConfig:
-    """name: the dataset's name; raw: ``_target_`` spec of an ``atlas.data.datasets``
+    """name: the dataset's name; raw: ``_target_`` spec of an ``atlas.readers.datasets``
     class and its arguments; prepared_root: where prepared scenes go."""
 
     name: str = "???"
@@ -43,16 +44,18 @@ class PrepareConfig:
 
 @dataclass
 class InferConfig:
-    """scene / scenes: raw scene folders (any supported layout, see atlas.data.detect) or
+    """scene / scenes: raw scene folders (any supported layout, see atlas.readers.detect) or
     ``data_root`` + ``split`` (ScanNet layout); format: ``auto`` or a layout name;
     method: ``model`` (a trained model: ``checkpoint``, default the bundled one, with the
-    ``model`` settings) or ``stereo`` (no model, the ``stereo`` settings); align:
-    gravity alignment, ``dataset`` (none for ScanNet, which is Z-up, ``auto``
-    otherwise), ``auto``, ``none`` or an up axis such as ``-y``; out_dir: one
-    sub-folder per scene; device: torch device, ``auto`` for CUDA when available;
-    overwrite: redo scenes whose outputs
-    exist; snapshot_every: also save the meshes of the first k, 2k, ... frames
-    (incremental reconstruction; 0: none)."""
+    ``model`` settings), ``stereo`` (no model, the ``stereo`` settings) or ``fusion``
+    (TSDF fusion of the sensor depth, the ``fusion`` settings); align: gravity
+    alignment, ``dataset`` (the layout's own: none for ScanNet, which is Z-up, ``auto``
+    otherwise), ``auto``, ``none`` or an up axis such as ``-y``; frame: the world frame
+    outputs are written in, ``input`` (the poses' own) or ``aligned`` (Z-up, floor at
+    0); out_dir: one sub-folder per scene; device: torch device, ``auto`` for CUDA when
+    available; overwrite: redo scenes whose outputs exist; snapshot_every: also save
+    the meshes of the first k, 2k, ... frames (incremental reconstruction; 0: none).
+    The per-scene steps are those of :mod:`atlas.pipeline.scene`."""
 
     scene: str | None = None
     scenes: list[str] | None = None
@@ -62,12 +65,14 @@ class InferConfig:
     method: str = "model"
     checkpoint: str | None = None
     align: str = "dataset"
+    frame: str = "input"
     out_dir: str = "outputs/reconstructions"
     device: str = "auto"
     overwrite: bool = False
     snapshot_every: int = 0
     stereo: StereoConfig = field(default_factory=StereoConfig)
     model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -113,14 +118,16 @@ def _int_at_least(value: Any, low: int) -> bool:
 def check_infer_config(cfg: InferConfig) -> str:
     """Every setting of an ``infer.py`` run checked before its first scene (a
     ``ValueError`` naming the key); returns the torch device to use."""
-    from atlas.data.alignment import check_up
-    from atlas.data.detect import FORMATS
+    from atlas.pipeline.scene import check_frame
+    from atlas.readers.alignment import check_up
+    from atlas.readers.detect import FORMATS
 
-    if cfg.method not in ("model", "stereo"):
-        raise ValueError(f"method must be 'model' or 'stereo', got {cfg.method!r}")
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
     check_up(cfg.align, extra=("dataset",))
+    check_frame(cfg.frame)
     if not _int_at_least(cfg.snapshot_every, 0):
         raise ValueError(
             f"snapshot_every must be a number of frames >= 0 (0: none), got {cfg.snapshot_every!r}"
@@ -128,6 +135,7 @@ def check_infer_config(cfg: InferConfig) -> str:
     cfg.model.check(prefix="model.")  # both methods' settings, used or not: a bad value
     check_stereo_config(cfg.model.stereo, prefix="model.stereo.")  # is a mistake either way
     check_stereo_config(cfg.stereo, prefix="stereo.")
+    cfg.fusion.check(prefix="fusion.")
     return resolve_device(cfg.device)
 
 

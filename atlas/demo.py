@@ -14,35 +14,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
-from atlas.data.scannet import ScanNetFolder
-from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.evaluation.mesh_metrics import mesh_metrics
-from atlas.evaluation.render import save_preview
-from atlas.geometry import VoxelGrid, extract_mesh, fuse_depth_frames, read_ply, write_ply
+from atlas.geometry import extract_mesh, read_ply
+from atlas.geometry.render import save_preview
 from atlas.io_utils import atomic_path
-from atlas.reconstruction import reconstruct_model, save_reconstruction
-
-
-def fuse_scene(reader: ScanNetFolder, voxel_size: float, max_depth: float) -> VoxelGrid:
-    """Fuse the depth and colour of a scene's frames with finite poses."""
-    valid = reader.valid
-    frames = (
-        (f.depth, np.asarray(Image.fromarray(f.color).resize(reader.depth_size, Image.BILINEAR)))
-        for f in tqdm(reader, total=int(valid.sum()), desc="fusing depth", unit="frame")
-    )
-    return fuse_depth_frames(
-        frames,
-        reader.K_depth,
-        reader.poses[valid],
-        reader.depth_size,
-        voxel_size,
-        max_depth,
-        with_color=True,
-    )
+from atlas.pipeline.methods import FusionConfig, MethodSettings
+from atlas.pipeline.outputs import save_reconstruction
+from atlas.pipeline.scene import reconstruct_scene
+from atlas.readers.scannet import ScanNetFolder
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -64,15 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     scene_dir = generate_dataset(root, 1, SceneConfig(seed=0, n_frames=args.frames))[0]
     t1 = time.perf_counter()
     reader = ScanNetFolder(scene_dir)
-    model = reconstruct_model(reader, args.checkpoint)
+    settings = MethodSettings(args.checkpoint, fusion=FusionConfig(voxel_size=args.voxel))
+    model = reconstruct_scene(reader, "model", settings)
     t2 = time.perf_counter()
-    grid = fuse_scene(reader, args.voxel, max_depth=5.0)
-    fused = extract_mesh(grid)
+    fusion = reconstruct_scene(reader, "fusion", settings)
+    fused = fusion.mesh
     t3 = time.perf_counter()
     out = root / "output" / scene_dir.name
     save_reconstruction(model, out / "model")
-    write_ply(fused, out / "depth_fusion" / "mesh.ply")
-    grid.save(out / "depth_fusion" / "tsdf.npz")
+    save_reconstruction(fusion, out / "depth_fusion")
     prior = None
     if model.prior is not None:  # meshed as the model's grid is
         prior = extract_mesh(model.prior, upsample=model.summary["mesh_upsample"])

@@ -19,7 +19,7 @@ original's per-point loop.
 The pair: fused from the real 7-Scenes frames in ../shared/data/7scenes-dev at 1.25 cm
 (TSDF fusion, depth cut 3 m; "ground truth" from every frame, "prediction" from every
 other frame with the depth scaled by 1.01) when they are there; otherwise a synthetic
-room's full surface (``atlas.data.synthetic``, seed 0, 3 cm edges) as ground truth and
+room's full surface (``atlas.synthetic.generate``, seed 0, 3 cm edges) as ground truth and
 the same surface with 1 cm of noise and a 1.5 cm shift as prediction. Cached under
 data/bench/.
 
@@ -108,8 +108,8 @@ def as_ours(original: dict[str, float]) -> dict[str, float]:
 
 def fuse_7scenes(step: int, depth_scale: float):
     """Mesh of every ``step``-th 7-Scenes frame fused at ``VOXEL``, depth times ``depth_scale``."""
-    from atlas.data.image_io import read_depth, read_matrix
     from atlas.geometry import TSDFFusion, extract_mesh, frustum_bounds
+    from atlas.readers.image_io import read_depth, read_matrix
 
     K = read_matrix(SEVEN_SCENES / "camera-intrinsics.txt", (3, 3))
     stems = sorted(p.name[: -len(".depth.png")] for p in SEVEN_SCENES.glob("*.depth.png"))[::step]
@@ -125,8 +125,8 @@ def fuse_7scenes(step: int, depth_scale: float):
 def synthetic_pair():
     """(prediction, ground truth): a synthetic room's surface, and it with 1 cm of
     Gaussian noise and a (1.3, -0.7, 0.4) cm shift."""
-    from atlas.data.synthetic import SceneConfig, make_scene
     from atlas.geometry import Mesh
+    from atlas.synthetic.generate import SceneConfig, make_scene
 
     room, _ = make_scene(SceneConfig(seed=0, n_frames=10))
     vertices, faces = room.geometry.vertices, room.geometry.faces

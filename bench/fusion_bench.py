@@ -40,9 +40,9 @@ import open3d.core as o3c  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from atlas.data.synthetic import SceneConfig, write_scene  # noqa: E402
 from atlas.evaluation.mesh_metrics import point_metrics, voxel_downsample  # noqa: E402
 from atlas.geometry import TSDFFusion, extract_mesh, frustum_bounds  # noqa: E402
+from atlas.synthetic.generate import SceneConfig, write_scene  # noqa: E402
 
 SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
 

@@ -84,9 +84,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from atlas.data.frames import Frame, SceneReader  # noqa: E402
-from atlas.data.scannet import ScanNetFolder  # noqa: E402
-from atlas.data.synthetic import SceneConfig, write_scene  # noqa: E402
 from atlas.geometry.camera import scale_intrinsics  # noqa: E402
 from atlas.model.backproject import FeatureVolume  # noqa: E402
 from atlas.model.checkpoint import BUNDLED, load_model, save_model  # noqa: E402
@@ -100,7 +97,10 @@ from atlas.model.inference import (  # noqa: E402
     tiles,
 )
 from atlas.model.photo_consistency import ColourVariance  # noqa: E402
-from atlas.reconstruction import reconstruct_model  # noqa: E402
+from atlas.pipeline.methods import reconstruct_model  # noqa: E402
+from atlas.readers.frames import Frame, SceneReader  # noqa: E402
+from atlas.readers.scannet import ScanNetFolder  # noqa: E402
+from atlas.synthetic.generate import SceneConfig, write_scene  # noqa: E402
 
 DEFAULTS = ModelInferenceConfig()
 QUICK = ARGS.quick

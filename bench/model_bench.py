@@ -255,8 +255,8 @@ def load_module_config(name: str) -> dict:
 
 
 def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> dict:
-    """A batch with the keys of ``atlas.data.training_data`` (training crops: origin 0)."""
-    from atlas.data.prepare import scale_key
+    """A batch with the keys of ``atlas.training.data`` (training crops: origin 0)."""
+    from atlas.readers.prepared import scale_key
 
     g = torch.Generator().manual_seed(0)
     b, n = spec["batch"], spec["frames"]
@@ -286,7 +286,7 @@ def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> 
 def train_child(spec: dict) -> dict:
     """Runs in its own process: build the module, time ``spec['steps']`` training steps
     after ``spec['warmup']`` untimed ones; returns times and the peak RSS."""
-    from atlas.model.lightning import ATLASModule
+    from atlas.training.lightning import ATLASModule
 
     torch.manual_seed(0)
     dev = torch.device(ARGS.device)

@@ -25,10 +25,10 @@ SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
 
 
 def make_reader(n_frames: int):
-    from atlas.data.frames import SceneReader
-    from atlas.data.scannet import ScanNetFolder
-    from atlas.data.seven_scenes import SevenScenesFolder
-    from atlas.data.synthetic import SceneConfig, write_scene
+    from atlas.readers.frames import SceneReader
+    from atlas.readers.scannet import ScanNetFolder
+    from atlas.readers.seven_scenes import SevenScenesFolder
+    from atlas.synthetic.generate import SceneConfig, write_scene
 
     if SEVEN_SCENES.is_dir():
         base: SceneReader = SevenScenesFolder(SEVEN_SCENES)
@@ -62,7 +62,7 @@ def make_reader(n_frames: int):
 
 
 def _prepare_child(n_frames: int, out: str, queue) -> None:
-    from atlas.data.prepare import PrepareSettings, prepare_scene
+    from atlas.preparation.prepare import PrepareSettings, prepare_scene
 
     reader = make_reader(n_frames)
     t = time.perf_counter()
@@ -76,8 +76,8 @@ def fusion_part(reader, n_frames: int) -> tuple[float, float]:
     import open3d.core as o3c
     import torch
 
-    from atlas.data.prepare import PrepareSettings, _multi_scale_fusions
     from atlas.geometry import frustum_bounds
+    from atlas.preparation.prepare import PrepareSettings, _multi_scale_fusions
 
     settings = PrepareSettings()
     depths = [reader.read_frame(i).depth for i in range(min(n_frames, len(reader)))]

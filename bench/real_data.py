@@ -50,20 +50,22 @@ import torch
 from PIL import Image, ImageDraw
 
 from atlas.config import resolve_device
-from atlas.data.datasets import SevenScenesDataset
-from atlas.data.prepare import PrepareSettings, is_prepared, load_index, prepare_scene
-from atlas.data.prepared_reader import PreparedSceneReader
 from atlas.evaluation.config import BaselineConfig, PlotConfig
 from atlas.evaluation.plots import distance_colors, save_distance_mesh
 from atlas.evaluation.protocols import PROTOCOLS, CulledProtocol, MeshProtocol, Reference
-from atlas.evaluation.render import preview_camera, render_mesh
 from atlas.evaluation.report import json_safe
 from atlas.evaluation.views import Views, fuse_depth_maps
 from atlas.evaluation.visibility import VisibilityMask, mesh_visibility_mask
 from atlas.geometry import Mesh, extract_mesh, read_ply
+from atlas.geometry.render import preview_camera, render_mesh
 from atlas.io_utils import atomic_path
 from atlas.model.inference import ModelInferenceConfig
-from atlas.reconstruction import reconstruct_model, reconstruct_stereo, save_reconstruction
+from atlas.pipeline.methods import MethodSettings
+from atlas.pipeline.outputs import save_reconstruction
+from atlas.pipeline.scene import reconstruct_scene
+from atlas.preparation.prepare import PrepareSettings, prepare_scene
+from atlas.readers.datasets import SevenScenesDataset
+from atlas.readers.prepared import PreparedSceneReader, is_prepared, load_index
 from atlas.stereo.pipeline import StereoConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +158,8 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
 
     log(f"model: reconstructing {len(reader)} frames from RGB ({checkpoint or 'bundled'})")
     t, c = time.perf_counter(), time.process_time()
-    rec = reconstruct_model(reader, checkpoint, ModelInferenceConfig(), device)
+    settings = MethodSettings(checkpoint, ModelInferenceConfig(), StereoConfig())
+    rec = reconstruct_scene(reader, "model", settings, device=device)  # prepared: aligned
     seconds, cpu = time.perf_counter() - t, time.process_time() - c
     save_reconstruction(rec, out / "model")
     s = rec.summary
@@ -171,7 +174,7 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
 
     log(f"stereo: plane-sweep stereo on {len(reader)} frames (no model)")
     t, c = time.perf_counter(), time.process_time()
-    rec = reconstruct_stereo(reader, StereoConfig(), device)
+    rec = reconstruct_scene(reader, "stereo", settings, device=device)
     seconds, cpu = time.perf_counter() - t, time.process_time() - c
     save_reconstruction(rec, out / "stereo")
     s = rec.summary

@@ -43,9 +43,9 @@ SCENES = ("synthetic", "scannet", "7scenes")
 
 def open_reader(scene: str):
     """The scene's reader, or None when its data is absent."""
-    from atlas.data.scannet import ScanNetFolder
-    from atlas.data.seven_scenes import SevenScenesFolder
-    from atlas.data.synthetic import SceneConfig, write_scene
+    from atlas.readers.scannet import ScanNetFolder
+    from atlas.readers.seven_scenes import SevenScenesFolder
+    from atlas.synthetic.generate import SceneConfig, write_scene
 
     if scene == "synthetic":
         path = ROOT / "data" / "bench" / "scans" / "scene0000_00"
@@ -124,7 +124,8 @@ def run_one(scene: str, preset: str) -> dict | None:
     that its peak memory is this run's: taken before the ground truth is loaded)."""
     from atlas.evaluation.mesh_metrics import mesh_metrics
     from atlas.geometry import write_ply
-    from atlas.reconstruction import reconstruct_stereo
+    from atlas.pipeline.methods import MethodSettings
+    from atlas.pipeline.scene import reconstruct_scene
     from atlas.stereo.presets import stereo_preset
 
     reader = open_reader(scene)
@@ -132,7 +133,8 @@ def run_one(scene: str, preset: str) -> dict | None:
         return None
     cfg = stereo_preset(preset)
     t = time.perf_counter()
-    rec = reconstruct_stereo(reader, cfg)
+    # align=none: scored in the capture's own frame, the frame of its ground truth.
+    rec = reconstruct_scene(reader, "stereo", MethodSettings(stereo=cfg), align="none")
     seconds = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     write_ply(rec.mesh, mesh_path(scene, preset))
@@ -166,8 +168,8 @@ def mesh_path(scene: str, preset: str) -> Path:
 
 def save_pictures(scene: str, presets: list[str]) -> Path:
     """docs/stereo_<scene>.png: the ground truth beside each preset's mesh, one camera."""
-    from atlas.evaluation.render import save_preview
     from atlas.geometry import read_ply
+    from atlas.geometry.render import save_preview
 
     reader = open_reader(scene)
     panels = [("ground truth", ground_truth(scene, reader))]

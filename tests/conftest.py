@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.data.synthetic import SceneConfig, generate_dataset
-from atlas.evaluation.render import look_at
 from atlas.geometry.mesh import Mesh
+from atlas.geometry.render import look_at
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -62,6 +62,27 @@ def seven_scenes_layout(scannet_scene: Path, dest: Path, frames: int = 4) -> Pat
     intrinsics = scannet_scene / "intrinsic" / "intrinsic_depth.txt"
     shutil.copy(intrinsics, dest / "camera-intrinsics.txt")
     return dest
+
+
+def run_main(
+    script: str, overrides: list[str], capsys, monkeypatch=None
+) -> tuple[int, str, list[str]]:
+    """``<script>.main`` on the config ``overrides`` compose to, as the command line would
+    run it: (exit code, stdout, stderr lines)."""
+    from hydra import compose, initialize_config_dir
+
+    module = __import__(script)
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(version_base="1.3", config_dir=str(configs)):
+        cfg = compose(config_name=script, overrides=overrides)
+    capsys.readouterr()
+    try:
+        module.main(cfg)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err.splitlines()
 
 
 HOSTILE_SUITES = ("tests/test_misuse.py", "tests/test_fuzz_readers.py")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.data.scannet import ScanNetFolder
-from atlas.model.card import check_sensor_camera, sensor_depth_maps, sensor_prior
+from atlas.model_card import check_sensor_camera, sensor_depth_maps, sensor_prior
+from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
 
 

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from atlas.data.checks import check_metric_scale
-from atlas.data.colmap import ColmapText, quat_to_rot
-from atlas.data.detect import detect_format, open_scene
-from atlas.data.nerfstudio import TransformsJson
-from atlas.data.posed_images import PosedImagesFolder
+from atlas.readers.checks import check_metric_scale
+from atlas.readers.colmap import ColmapText, quat_to_rot
+from atlas.readers.detect import detect_format, open_scene
+from atlas.readers.nerfstudio import TransformsJson
+from atlas.readers.posed_images import PosedImagesFolder
 
 W, H = 64, 48
 # Intrinsics in this package's convention (top-left pixel centre at (0, 0)).

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.geometry import Mesh, read_ply, write_ply
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 from tests.test_evaluation import grid_plane
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from atlas.data.scannet import ScanNetFolder
 from atlas.evaluation.config import MissingPred
 from atlas.evaluation.depth_metrics import depth_metrics, mesh_depth_metrics
 from atlas.evaluation.mesh_metrics import (
@@ -18,13 +17,14 @@ from atlas.evaluation.mesh_metrics import (
     voxel_downsample,
 )
 from atlas.evaluation.protocols import AtlasProtocol, CulledProtocol, TrimmedProtocol
-from atlas.evaluation.render import look_at
 from atlas.evaluation.report import json_safe, markdown_table, mean_rows
 from atlas.evaluation.runner import read_prediction
 from atlas.evaluation.tsdf_metrics import tsdf_l1
 from atlas.evaluation.views import Views, render_depths
 from atlas.evaluation.visibility import VisibilityMask, mesh_visibility_mask
 from atlas.geometry import Mesh, VoxelGrid, read_ply, write_ply
+from atlas.geometry.render import look_at
+from atlas.readers.scannet import ScanNetFolder
 from tests.conftest import PINHOLE_K
 
 EMPTY = Mesh(np.zeros((0, 3)), np.zeros((0, 3)))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.evaluation.render import look_at
 from atlas.geometry import Mesh, TSDFFusion, VoxelGrid, extract_mesh
 from atlas.geometry.raycast import MeshRaycaster
+from atlas.geometry.render import look_at
 from tests.conftest import PINHOLE_K, orbit_poses, uv_sphere
 
 VOXEL = 0.04

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atlas.data.detect import open_scene
-from atlas.data.sens import SensHeader, write_sens
-from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.geometry.mesh import Mesh, read_ply, write_ply
+from atlas.readers.detect import open_scene
+from atlas.readers.sens import SensHeader, write_sens
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 from tests.conftest import seven_scenes_layout
 
 SEED = 23

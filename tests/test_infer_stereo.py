@@ -74,10 +74,12 @@ def test_snapshots_follow_the_frames_seen_so_far(small_dataset, tmp_path):
     those frames see, grows with k, and is saved beside the whole."""
     import torch
 
-    from atlas.data.frames import SubsetReader
-    from atlas.data.scannet import ScanNetFolder
     from atlas.geometry.camera import project_points
-    from atlas.reconstruction import add_snapshots, reconstruct_stereo, save_reconstruction
+    from atlas.pipeline.methods import reconstruct_stereo
+    from atlas.pipeline.outputs import save_reconstruction
+    from atlas.pipeline.scene import add_snapshots
+    from atlas.readers.frames import SubsetReader
+    from atlas.readers.scannet import ScanNetFolder
     from atlas.stereo.presets import stereo_preset
 
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)

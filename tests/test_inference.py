@@ -13,10 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.data.alignment import AlignedReader, Alignment
-from atlas.data.frames import SubsetReader
-from atlas.data.scannet import ScanNetFolder
-from atlas.data.synthetic import SceneConfig, write_scene
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply
 from atlas.model.checkpoint import save_model
@@ -28,7 +24,12 @@ from atlas.model.inference import (
     rotation_averaged,
     tiles,
 )
-from atlas.reconstruction import reconstruct_model, save_reconstruction
+from atlas.pipeline.methods import reconstruct_model
+from atlas.pipeline.outputs import save_reconstruction
+from atlas.readers.alignment import AlignedReader, Alignment
+from atlas.readers.frames import SubsetReader
+from atlas.readers.scannet import ScanNetFolder
+from atlas.synthetic.generate import SceneConfig, write_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"

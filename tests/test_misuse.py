@@ -24,11 +24,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from atlas.data.alignment import AlignedReader, Alignment
-from atlas.data.checks import check_metric_scale
-from atlas.data.frames import Frame, SceneReader, SubsetReader
-from atlas.data.synthetic import SceneConfig, generate_dataset
-from tests.conftest import seven_scenes_layout
+from atlas.readers.alignment import AlignedReader, Alignment
+from atlas.readers.checks import check_metric_scale
+from atlas.readers.frames import Frame, SceneReader, SubsetReader
+from atlas.synthetic.generate import SceneConfig, generate_dataset
+from tests.conftest import run_main, seven_scenes_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
@@ -73,24 +73,6 @@ def eager(monkeypatch):
 def copy_scene(tiny_scene: Path, dest: Path) -> Path:
     shutil.copytree(tiny_scene, dest)
     return dest
-
-
-def run_main(
-    script: str, overrides: list[str], capsys, monkeypatch=None
-) -> tuple[int, str, list[str]]:
-    """``<script>.main`` on the config ``overrides`` compose to, as the command line would
-    run it: (exit code, stdout, stderr lines)."""
-    module = __import__(script)
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
-        cfg = compose(config_name=script, overrides=overrides)
-    capsys.readouterr()
-    try:
-        module.main(cfg)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err.splitlines()
 
 
 def only_error(code: int, lines: list[str]) -> str:
@@ -151,7 +133,7 @@ INFER_SETTINGS = [
     (["method=stereo", "stereo.sweep.n_planes=1"], "stereo.sweep.n_planes must be"),
     (["method=stereo", "stereo.voxel_size=0"], "stereo.voxel_size must be > 0 (metres), got 0.0"),
     (["snapshot_every=-5"], "snapshot_every must be a number of frames >= 0"),
-    (["method=mdoel"], "method must be 'model' or 'stereo', got 'mdoel'"),
+    (["method=mdoel"], "method must be one of model, stereo, fusion, got 'mdoel'"),
     # issue 23 item 2: other values of the same settings (non-finite, negative, empty,
     # wrong length), each a different way for a check to let a value through
     (["device=cuda:x"], "device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
@@ -253,7 +235,7 @@ def corrupt(path: Path) -> None:
 
 
 def scannet_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.scannet import ScanNetFolder
+    from atlas.readers.scannet import ScanNetFolder
 
     scene = copy_scene(tiny_scene, tmp_path / SCENE)
     corrupt(scene / "depth" / "0.png")  # the one whose header gave the size
@@ -262,7 +244,7 @@ def scannet_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
 
 
 def seven_scenes_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.seven_scenes import SevenScenesFolder
+    from atlas.readers.seven_scenes import SevenScenesFolder
 
     folder = seven_scenes_layout(tiny_scene, tmp_path / "seq-01")
     corrupt(folder / "frame-000000.depth.png")
@@ -271,7 +253,7 @@ def seven_scenes_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, 
 
 
 def posed_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.posed_images import PosedImagesFolder
+    from atlas.readers.posed_images import PosedImagesFolder
 
     folder = tmp_path / "posed"
     for sub in ("images", "poses", "depth"):
@@ -286,7 +268,7 @@ def posed_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
 
 
 def transforms_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.nerfstudio import TransformsJson
+    from atlas.readers.nerfstudio import TransformsJson
 
     folder = tmp_path / "ns"
     frames = []
@@ -311,7 +293,7 @@ def transforms_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, st
 
 
 def prepared_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.prepared_reader import PreparedSceneReader
+    from atlas.readers.prepared import PreparedSceneReader
 
     scene = copy_scene(tiny_scene, tmp_path / "raw")
     folder = write_index(tmp_path / "prepared", scene)
@@ -320,8 +302,8 @@ def prepared_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]
 
 
 def sens_reader(tiny_scene: Path, tmp_path: Path) -> tuple[SceneReader, str]:
-    from atlas.data.scannet import ScanNetSens
-    from atlas.data.sens import SensHeader, write_sens
+    from atlas.readers.scannet import ScanNetSens
+    from atlas.readers.sens import SensHeader, write_sens
 
     K = np.loadtxt(tiny_scene / "intrinsic" / "intrinsic_color.txt")[:3, :3]
     frames = []
@@ -406,7 +388,7 @@ def test_model_reconstruction_from_rgb_ignores_a_corrupt_depth_map(
 
 def test_stereo_from_rgb_ignores_a_corrupt_depth_map(tiny_scene, tmp_path):
     """Stereo reads its frames in one place, ``grey_images``."""
-    from atlas.data.scannet import ScanNetFolder
+    from atlas.readers.scannet import ScanNetFolder
     from atlas.stereo.pipeline import grey_images
 
     scene = copy_scene(tiny_scene, tmp_path / SCENE)
@@ -541,7 +523,7 @@ def test_scale_check_judges_the_whole_trajectory(case):
 
 @pytest.mark.skipif(not SEVEN_SCENES.is_dir(), reason="../shared/data/7scenes-dev is absent")
 def test_scale_check_on_the_slow_first_7scenes_frames():
-    from atlas.data.seven_scenes import SevenScenesFolder
+    from atlas.readers.seven_scenes import SevenScenesFolder
 
     reader = SevenScenesFolder(SEVEN_SCENES)
     assert check_metric_scale(SubsetReader(reader, range(30))) is None
@@ -621,8 +603,8 @@ ESCAPES = {
 
 @pytest.mark.parametrize("case", list(ESCAPES))
 def test_index_paths_never_leave_their_root(tiny_scene, tmp_path, case):
-    from atlas.data.detect import open_scene
-    from atlas.data.prepared_reader import PreparedSceneReader
+    from atlas.readers.detect import open_scene
+    from atlas.readers.prepared import PreparedSceneReader
 
     changes = dict(ESCAPES[case])
     folder = write_index(tmp_path / "prepared", tiny_scene, **changes)
@@ -832,7 +814,7 @@ def test_train_stops_before_writing_anything(raw_with_splits, tmp_path, capsys, 
     ("argv", "flag"), [(["--frames", "abc"], "--frames"), (["--scenes", "two"], "--scenes")]
 )
 def test_synthetic_generator_refuses_a_non_number(tmp_path, capsys, argv, flag):
-    from atlas.data import synthetic
+    from atlas.synthetic import generate as synthetic
 
     with pytest.raises(SystemExit) as stop:
         synthetic.main([*argv, "--out", str(tmp_path / "syn")])
@@ -842,7 +824,7 @@ def test_synthetic_generator_refuses_a_non_number(tmp_path, capsys, argv, flag):
 
 
 def test_synthetic_generator_too_few_frames_writes_no_scene(tmp_path):
-    from atlas.data import synthetic
+    from atlas.synthetic import generate as synthetic
 
     with pytest.raises(ValueError, match="n_frames must be at least 2, got 1"):
         synthetic.main(["--frames", "1", "--out", str(tmp_path / "syn")])
@@ -859,7 +841,7 @@ SYNTHETIC_GAPS = [
 
 @pytest.mark.parametrize(("argv", "flag"), SYNTHETIC_GAPS, ids=[a[0] for a, _ in SYNTHETIC_GAPS])
 def test_synthetic_generator_impossible_sizes_name_the_flag(tmp_path, capsys, argv, flag):
-    from atlas.data import synthetic
+    from atlas.synthetic import generate as synthetic
 
     with pytest.raises((SystemExit, ValueError)) as stop:
         synthetic.main([*argv, "--frames", "2", "--out", str(tmp_path / "syn")])
@@ -901,7 +883,7 @@ def test_evaluate_impossible_threshold_is_a_setting_error(tiny_scene, tmp_path, 
 
 @pytest.fixture(scope="module")
 def tiny_reader(tiny_scene):
-    from atlas.data.scannet import ScanNetFolder
+    from atlas.readers.scannet import ScanNetFolder
 
     return ScanNetFolder(tiny_scene)
 
@@ -919,7 +901,7 @@ API_SETTINGS = {
 @pytest.mark.parametrize("case", list(API_SETTINGS))
 def test_reconstruct_model_checks_settings_before_loading_anything(tiny_reader, tmp_path, case):
     from atlas.model.inference import ModelInferenceConfig
-    from atlas.reconstruction import reconstruct_model
+    from atlas.pipeline.methods import reconstruct_model
 
     changes, message = API_SETTINGS[case]
     missing = tmp_path / "never_opened.pt"  # the settings are judged first
@@ -928,7 +910,7 @@ def test_reconstruct_model_checks_settings_before_loading_anything(tiny_reader, 
 
 
 def test_reconstruct_model_missing_model_file(tiny_reader, tmp_path):
-    from atlas.reconstruction import reconstruct_model
+    from atlas.pipeline.methods import reconstruct_model
 
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope.pt'}: model file not found"):
         reconstruct_model(tiny_reader, tmp_path / "nope.pt")
@@ -936,7 +918,7 @@ def test_reconstruct_model_missing_model_file(tiny_reader, tmp_path):
 
 @pytest.mark.parametrize("every", [0, -3])
 def test_add_snapshots_refuses_a_step_below_one(tiny_reader, every):
-    from atlas.reconstruction import add_snapshots
+    from atlas.pipeline.scene import add_snapshots
 
     def never(reader):
         raise AssertionError("no snapshot is made")
@@ -956,7 +938,8 @@ def test_save_reconstruction_where_a_file_is(tmp_path, case):
     """All or nothing: the file is left as it was, no hidden folder beside it."""
     from atlas.geometry.mesh import Mesh
     from atlas.geometry.voxel_grid import VoxelGrid
-    from atlas.reconstruction import Reconstruction, save_reconstruction
+    from atlas.pipeline.outputs import save_reconstruction
+    from atlas.pipeline.result import Reconstruction
 
     grid = VoxelGrid(np.ones((2, 2, 2)), np.ones((2, 2, 2)), np.zeros(3), 0.1)
     rec = Reconstruction("r", grid, Mesh(np.eye(3), [[0, 1, 2]]))
@@ -1094,7 +1077,7 @@ SCENE_INPUTS: dict[str, Callable[..., tuple[Path, str]]] = {
 @pytest.mark.parametrize("case", list(SCENE_INPUTS))
 def test_open_scene_names_the_file_that_disagrees(tiny_scene, tmp_path, case):
     """What ``open_scene`` and the poses (read at once by every entry point) say."""
-    from atlas.data.detect import open_scene
+    from atlas.readers.detect import open_scene
 
     make = SCENE_INPUTS[case]
     takes_scene = make.__code__.co_argcount == 2
@@ -1106,7 +1089,7 @@ def test_open_scene_names_the_file_that_disagrees(tiny_scene, tmp_path, case):
 
 
 def test_prepare_repeated_voxel_size_is_a_setting_error():
-    from atlas.data.prepare import PrepareSettings
+    from atlas.preparation.prepare import PrepareSettings
 
     with pytest.raises(ValueError, match=r"voxel_sizes must be different sizes.*0\.04, 0\.04"):
         PrepareSettings(voxel_sizes=[0.04, 0.04]).check()

@@ -15,16 +15,16 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from atlas.data.prepare import PrepareSettings, prepare_scene
-from atlas.data.scannet import ScanNetFolder
-from atlas.data.synthetic import SceneConfig, write_scene
-from atlas.data.training_data import ItemConfig, SceneItems
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh
 from atlas.model.checkpoint import BUNDLED, load_model, read_model_file, save_model
 from atlas.model.config import ModelConfig, build_model
-from atlas.model.lightning import ATLASModule, prediction_grid
+from atlas.preparation.prepare import PrepareSettings, prepare_scene
+from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import prior_stereo_config
+from atlas.synthetic.generate import SceneConfig, write_scene
+from atlas.training.data import ItemConfig, SceneItems
+from atlas.training.lightning import ATLASModule, prediction_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_COMPILE = {**os.environ, "ATLAS_COMPILE": "0"}  # no compile warm-up per process

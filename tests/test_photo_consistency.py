@@ -7,9 +7,9 @@ import torch
 
 from atlas.model.checkpoint import save_model
 from atlas.model.config import BackboneConfig, ModelConfig, NetConfig, build_model
-from atlas.model.lightning import ATLASModule
 from atlas.model.photo_consistency import ColourVariance
 from atlas.model.volume_net import VolumeNet
+from atlas.training.lightning import ATLASModule
 
 
 def test_colour_std_matches_hand_computed_value():
@@ -72,7 +72,7 @@ def test_fine_tuning_adds_the_channel_to_a_model_file_without_it(tmp_path, caplo
     path = save_model(narrow, narrow_cfg, tmp_path / "narrow.pt")
     wide_cfg = narrow_cfg.to_dict()
     wide_cfg["net"]["colour_variance"] = True
-    with caplog.at_level(logging.INFO, logger="atlas.model.lightning"):
+    with caplog.at_level(logging.INFO, logger="atlas.training.lightning"):
         module = ATLASModule(wide_cfg, init_weights=str(path))
     assert "input widened from 11 to 12 channels" in caplog.text
     stem = module.model.net.stem[0][0].weight

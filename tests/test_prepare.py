@@ -15,21 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.data.datasets import ScanNetDataset, SevenScenesDataset
-from atlas.data.prepare import (
-    PrepareSettings,
-    frame_path,
-    is_prepared,
-    load_index,
-    prepare_dataset,
-    prepare_scene,
-    shard_of,
-    tsdf_name,
-)
-from atlas.data.scannet import ScanNetFolder
-from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply
+from atlas.preparation.prepare import PrepareSettings, prepare_dataset, prepare_scene, shard_of
+from atlas.readers.datasets import ScanNetDataset, SevenScenesDataset
+from atlas.readers.prepared import frame_path, is_prepared, load_index, tsdf_name
+from atlas.readers.scannet import ScanNetFolder
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +193,7 @@ def test_corrupt_frame_fails_or_is_skipped_when_asked(tiny_dataset, tmp_path):
 
 
 def test_label_map(tmp_path):
-    from atlas.data.scannet import read_label_map
+    from atlas.readers.scannet import read_label_map
 
     tsv = tmp_path / "scannetv2-labels.combined.tsv"
     tsv.write_text(
@@ -216,7 +208,7 @@ def test_label_map(tmp_path):
 
 def test_prepare_from_sens_file(tmp_path):
     """A scene given only as a .sens file is streamed once and its frames extracted."""
-    from atlas.data.synthetic import write_scene
+    from atlas.synthetic.generate import write_scene
 
     scene = tmp_path / "raw" / "scans" / SCENE
     write_scene(scene, SceneConfig(seed=4, n_frames=30, width=160, height=120, write_sens=True))
@@ -235,7 +227,7 @@ def test_prepare_from_sens_file(tmp_path):
 
 
 def test_aligned_reader_moves_poses_and_frames(tiny_dataset):
-    from atlas.data.alignment import AlignedReader, estimate_alignment
+    from atlas.readers.alignment import AlignedReader, estimate_alignment
 
     reader = ScanNetFolder(tiny_dataset / "scans" / SCENE)
     alignment = estimate_alignment(reader, "-y")  # pretend -y is up

@@ -28,11 +28,11 @@ from PIL import Image
 from test_custom_formats import known_poses, write_posed, write_transforms
 from test_model import SMALL_MODEL, run_train
 
-from atlas.data.synthetic import SceneConfig, generate_dataset
 from atlas.evaluation.runner import load_prediction
 from atlas.geometry import read_ply
 from atlas.model.checkpoint import read_model_file, save_model
 from atlas.model.config import ModelConfig, build_model
+from atlas.synthetic.generate import SceneConfig, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = "scene0000_00"
@@ -412,8 +412,8 @@ def test_train_without_prepared_scenes(tmp_path):
 
 def test_train_stops_at_a_corrupt_image_naming_it(tiny_scene, tmp_path):
     """A raw image damaged after preparation: one line naming it when training reads it."""
-    from atlas.data.prepare import PrepareSettings, prepare_scene
-    from atlas.data.scannet import ScanNetFolder
+    from atlas.preparation.prepare import PrepareSettings, prepare_scene
+    from atlas.readers.scannet import ScanNetFolder
 
     scene = tmp_path / "raw" / "scans" / SCENE
     shutil.copytree(tiny_scene, scene)

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from atlas.config import PrepareConfig
-from atlas.data.prepare import PrepareSettings
-from atlas.data.scannet import ScanNetFolder
 from atlas.geometry.camera import scale_intrinsics
 from atlas.model.inference import ModelInferenceConfig
+from atlas.preparation.prepare import PrepareSettings
+from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import StereoConfig, grey_images, prior_stereo_config, stereo_depths
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep
 from atlas.stereo.views import select_keyframes, select_neighbours

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.data.frames import Frame
+from atlas.readers.frames import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from atlas.data.room import generate_room
-from atlas.data.sens import iter_sens
-from atlas.data.synthetic import SceneConfig, make_scene, write_scene
 from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import TSDFFusion, extract_mesh, frustum_bounds, read_ply
+from atlas.readers.sens import iter_sens
+from atlas.synthetic.generate import SceneConfig, make_scene, write_scene
+from atlas.synthetic.room import generate_room
 
 SCENE = "scene0000_00"
 

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from atlas.data.crops import sample_grid, smooth_displacement
-from atlas.data.image_io import read_depth
-from atlas.data.prepare import PrepareSettings, load_index, prepare_scene
-from atlas.data.resumable import ResumableSampler
-from atlas.data.scannet import ScanNetFolder
-from atlas.data.training_data import ATLASDataModule, ItemConfig, SceneItems
 from atlas.geometry import VoxelGrid
+from atlas.preparation.prepare import PrepareSettings, prepare_scene
+from atlas.readers.image_io import read_depth
+from atlas.readers.prepared import load_index
+from atlas.readers.scannet import ScanNetFolder
+from atlas.training.crops import sample_grid, smooth_displacement
+from atlas.training.data import ATLASDataModule, ItemConfig, SceneItems
+from atlas.training.resumable import ResumableSampler
 
 SCENE = "scene0000_00"
 
@@ -127,8 +128,8 @@ def test_unprepared_split_scene_is_named(prepared, tmp_path):
 
 
 def test_prepared_scene_opens_as_a_scene_for_inference(prepared):
-    from atlas.data.detect import open_scene
-    from atlas.data.prepared_reader import PreparedSceneReader
+    from atlas.readers.detect import open_scene
+    from atlas.readers.prepared import PreparedSceneReader
 
     reader = open_scene(prepared / SCENE)
     index = load_index(prepared / SCENE)

@@ -13,8 +13,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from atlas.evaluation.render import preview_camera, render_mesh
 from atlas.geometry.mesh import Mesh, write_ply
+from atlas.geometry.render import preview_camera, render_mesh
 from atlas.io_utils import atomic_path
 
 COLORMAP = "turbo"

@@ -36,7 +36,7 @@ from atlas.geometry.mesh import Mesh, read_ply, read_ply_header
 from atlas.geometry.voxel_grid import VoxelGrid
 
 if TYPE_CHECKING:
-    from atlas.data.scannet import ScanNetFolder
+    from atlas.readers.frames import SceneReader
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,26 @@ class SceneJob:
     visibility_mask: Path | None
 
 
+@dataclass(frozen=True)
+class Recordings:
+    """Where evaluation finds the recordings behind a ``scene=`` folder or a
+    ``data_root``: given by the caller (``evaluate.py`` passes the ScanNet reader), since
+    evaluation sits below the readers and needs only geometry.
+
+    open_scene: a scene folder -> its reader (cameras, poses, depth frames);
+    split_names: (data_root, split name) -> the scene names of that split."""
+
+    open_scene: Callable[[Path], SceneReader]
+    split_names: Callable[[str, str], list[str]]
+
+
 @dataclass
 class Scan:
     """A scene's recording as evaluation uses it: the reader, the frame indices used
     (valid poses, every ``frame_stride``-th) and their cameras (depth intrinsics and size
     when the scene has depth)."""
 
-    reader: ScanNetFolder
+    reader: SceneReader
     indices: np.ndarray
     views: Views
 
@@ -80,8 +93,9 @@ def _fill(template: str | None, scene: str) -> Path | None:
     return None if template is None else Path(template.replace("{scene}", scene))
 
 
-def plan_jobs(cfg: EvaluateConfig) -> list[SceneJob]:
-    """The scenes a config asks for; ``ValueError`` with a one-line reason otherwise."""
+def plan_jobs(cfg: EvaluateConfig, recordings: Recordings) -> list[SceneJob]:
+    """The scenes a config asks for (a split's names from ``recordings``); ``ValueError``
+    with a one-line reason otherwise."""
     if cfg.frame_stride < 1:
         raise ValueError(f"frame_stride must be at least 1, got {cfg.frame_stride}")
     if cfg.visibility_mask is not None and not isinstance(cfg.protocol, CulledProtocol):
@@ -92,9 +106,7 @@ def plan_jobs(cfg: EvaluateConfig) -> list[SceneJob]:
         if cfg.scenes:
             names = list(cfg.scenes)
         elif cfg.split is not None and cfg.data_root is not None:
-            from atlas.data.scannet import read_split
-
-            names = read_split(cfg.data_root, cfg.split)
+            names = recordings.split_names(cfg.data_root, cfg.split)
         else:
             raise ValueError("pred_dir needs its scenes: data_root=... split=..., or scenes=[...]")
         if not names:
@@ -129,14 +141,11 @@ def plan_jobs(cfg: EvaluateConfig) -> list[SceneJob]:
     ]
 
 
-def open_scan(scene_dir: Path, frame_stride: int = 1) -> Scan:
-    """Read a scene folder's cameras; frames without a valid pose are skipped (logged)."""
-    from atlas.data.scannet import ScanNetFolder  # the readers are only needed with scenes
-
-    reader = ScanNetFolder(scene_dir)
+def open_scan(reader: SceneReader, frame_stride: int = 1) -> Scan:
+    """A recording's cameras; frames without a valid pose are skipped (logged)."""
     valid = np.flatnonzero(reader.valid)
     if len(valid) < len(reader):
-        log.info("%s: %d of %d frames have no valid pose, skipped", scene_dir,
+        log.info("%s: %d of %d frames have no valid pose, skipped", reader.name,
                  len(reader) - len(valid), len(reader))  # fmt: skip
     indices = valid[::frame_stride]
     if reader.K_depth is not None:
@@ -272,11 +281,15 @@ def _guarded(scene: str, method: str, make_row: Callable[[], dict]) -> dict:
         return _failed(scene, method, err)
 
 
-def evaluate_scene(cfg: EvaluateConfig, job: SceneJob, out_dir: Path) -> list[dict]:
+def evaluate_scene(
+    cfg: EvaluateConfig, job: SceneJob, out_dir: Path, recordings: Recordings
+) -> list[dict]:
     """Rows of one scene: the prediction, then the baseline when enabled."""
     out = Path(out_dir) / job.name
     pred, warning = read_prediction(job.pred_mesh, cfg.missing_pred)  # first: fails fast
-    scan = open_scan(job.scene_dir, cfg.frame_stride) if job.scene_dir else None
+    scan = None
+    if job.scene_dir:
+        scan = open_scan(recordings.open_scene(job.scene_dir), cfg.frame_stride)
     ref = _reference(job, cfg.protocol, scan)
     if ref.mask is not None and job.visibility_mask is None:
         ref.mask.save(out / "visibility.npz")
@@ -302,19 +315,20 @@ def evaluate_scene(cfg: EvaluateConfig, job: SceneJob, out_dir: Path) -> list[di
     return rows
 
 
-def run(cfg: EvaluateConfig, out_dir: str | Path) -> tuple[dict, str]:
-    """Evaluate every planned scene, write the reports into ``out_dir``; return the
-    summary line (protocol, counts, mean metrics, report path) and the Markdown table."""
+def run(cfg: EvaluateConfig, out_dir: str | Path, recordings: Recordings) -> tuple[dict, str]:
+    """Evaluate every planned scene (recordings opened by ``recordings``), write the
+    reports into ``out_dir``; return the summary line (protocol, counts, mean metrics,
+    report path) and the Markdown table."""
     out_dir = Path(out_dir)
     check_settings(cfg)
-    jobs = plan_jobs(cfg)
+    jobs = plan_jobs(cfg, recordings)
     protocol = cfg.protocol
     methods = ["prediction"] + ([BASELINE] if cfg.baseline.enabled else [])
     rows: list[dict] = []
     for i, job in enumerate(jobs):
         log.info("[%d/%d] %s: %s protocol", i + 1, len(jobs), job.name, protocol.name)
         try:
-            rows += evaluate_scene(cfg, job, out_dir)
+            rows += evaluate_scene(cfg, job, out_dir, recordings)
         except Exception as err:  # a failed scene is reported; the others still finish
             rows += [_failed(job.name, m, err) for m in methods]
     means = mean_rows(rows)

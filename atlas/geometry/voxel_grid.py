@@ -24,7 +24,10 @@ class VoxelGrid:
 
     tsdf: (X, Y, Z) float32 in [-1, 1]; weight: (X, Y, Z) float32, 0 = unobserved;
     origin: (3,) float64 world metres of voxel (0,0,0)'s centre; voxel_size: metres;
-    color: optional (X, Y, Z, 3) uint8 RGB; trunc_voxels: truncation distance in voxels.
+    color: optional (X, Y, Z, 3) uint8 RGB; trunc_voxels: truncation distance in voxels;
+    world_from_grid: optional (4, 4) rigid transform from the frame the grid's axes and
+    ``origin`` live in to the world frame of the input poses (a grid fused in a
+    gravity-aligned frame and written for the input's frame); None = the same frame.
     """
 
     tsdf: np.ndarray
@@ -33,6 +36,7 @@ class VoxelGrid:
     voxel_size: float
     color: np.ndarray | None = None
     trunc_voxels: float = 3.0
+    world_from_grid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.tsdf = np.asarray(self.tsdf, dtype=np.float32)
@@ -49,6 +53,10 @@ class VoxelGrid:
             )
         if not self.voxel_size > 0:
             raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
+        if self.world_from_grid is not None:
+            self.world_from_grid = np.asarray(self.world_from_grid, dtype=np.float64)
+            if self.world_from_grid.shape != (4, 4):
+                raise ValueError(f"world_from_grid must be 4x4, got {self.world_from_grid.shape}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -74,7 +82,8 @@ class VoxelGrid:
         return (np.asarray(points, dtype=np.float64) - self.origin) / self.voxel_size
 
     def save(self, path: str | Path) -> None:
-        """Write a compressed ``.npz`` (tsdf, weight, origin, voxel_size[, color]) atomically."""
+        """Write a compressed ``.npz`` (tsdf, weight, origin, voxel_size[, color,
+        world_from_grid]) atomically."""
         arrays = {
             "tsdf": self.tsdf,
             "weight": self.weight,
@@ -84,6 +93,8 @@ class VoxelGrid:
         }
         if self.color is not None:
             arrays["color"] = self.color
+        if self.world_from_grid is not None:
+            arrays["world_from_grid"] = self.world_from_grid
         save_npz(path, **arrays)
 
     @classmethod
@@ -98,6 +109,7 @@ class VoxelGrid:
                 voxel_size=float(arrays["voxel_size"]),
                 color=arrays.get("color"),
                 trunc_voxels=float(arrays.get("trunc_voxels", 3.0)),
+                world_from_grid=arrays.get("world_from_grid"),
             )
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
@@ -126,5 +138,11 @@ class VoxelGrid:
         tsdf[weight <= 0] = 1.0
         color = None if self.color is None else self.color[::k, ::k, ::k]
         return VoxelGrid(
-            tsdf, weight.copy(), self.origin.copy(), voxel_size, color, self.trunc_voxels
+            tsdf,
+            weight.copy(),
+            self.origin.copy(),
+            voxel_size,
+            color,
+            self.trunc_voxels,
+            self.world_from_grid,
         )

@@ -118,7 +118,7 @@ class ATLASNet(nn.Module):
         return torch.cat(parts, 1)
 
     def forward(self, batch: dict) -> tuple[list[ScaleOutput], torch.Tensor]:
-        """Predict the TSDF of a batch of items (see ``atlas.data.training_data``):
+        """Predict the TSDF of a batch of items (see ``atlas.training.data``):
         returns the per-scale outputs (finest first) and the (B, 1, X, Y, Z) view count
         at the finest scale."""
         shape = tuple(batch["shape"][0].tolist())

@@ -25,13 +25,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.frames import SceneReader, check_color_size
 from atlas.geometry import VoxelGrid
 from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
 from atlas.model.photo_consistency import ColourVariance
+from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.pipeline import (
     StereoConfig,
     StereoDepths,

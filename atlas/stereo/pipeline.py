@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.frames import SceneReader, check_color_size
 from atlas.geometry import VoxelGrid, fuse_depth_frames
 from atlas.geometry.camera import scale_intrinsics
+from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.consistency import backproject, consistent_votes
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep, refine_depth
 from atlas.stereo.views import select_keyframes, select_neighbours

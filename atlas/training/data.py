@@ -18,7 +18,7 @@ An item is a set of frames and the ground-truth TSDF of a volume they see:
 Training items are crops (default 160x160x64 voxels at 4 cm) at a random position and
 rotation about +z; poses and targets are transformed together. Validation items are the
 whole prepared scene, unrotated. A training item's randomness (crop, rotation, frames,
-prior dropout) comes from the item seed of its key (``atlas.data.resumable``): the run's
+prior dropout) comes from the item seed of its key (``atlas.training.resumable``): the run's
 seed and the item's position in the run fix every item, so a resumed run draws the
 same items as an uninterrupted one.
 """
@@ -35,13 +35,18 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from atlas.data.crops import crop_centres, random_crop_transform, sample_grid, smooth_displacement
-from atlas.data.image_io import read_color
-from atlas.data.prepare import frame_path, is_prepared, load_index, scale_key
-from atlas.data.resumable import ItemKey, ResumableSampler
-from atlas.data.scannet import read_split
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.voxel_grid import VoxelGrid
+from atlas.readers.image_io import read_color
+from atlas.readers.prepared import frame_path, is_prepared, load_index, scale_key
+from atlas.readers.scannet import read_split
+from atlas.training.crops import (
+    crop_centres,
+    random_crop_transform,
+    sample_grid,
+    smooth_displacement,
+)
+from atlas.training.resumable import ItemKey, ResumableSampler
 
 
 @dataclass

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atlas.data.atlas_sample import AtlasSampleFolder
-from atlas.data.colmap import ColmapText
-from atlas.data.frames import SceneReader
-from atlas.data.nerfstudio import TransformsJson
-from atlas.data.posed_images import PosedImagesFolder
-from atlas.data.prepared_reader import PreparedSceneReader
-from atlas.data.scannet import ScanNetFolder, ScanNetSens
-from atlas.data.seven_scenes import SevenScenesFolder
+from atlas.readers.atlas_sample import AtlasSampleFolder
+from atlas.readers.colmap import ColmapText
+from atlas.readers.frames import SceneReader
+from atlas.readers.nerfstudio import TransformsJson
+from atlas.readers.posed_images import PosedImagesFolder
+from atlas.readers.prepared import PreparedSceneReader
+from atlas.readers.scannet import ScanNetFolder, ScanNetSens
+from atlas.readers.seven_scenes import SevenScenesFolder
 
 FORMATS = (
     "auto",
@@ -85,4 +85,6 @@ def open_scene(path: str | Path, fmt: str = "auto") -> SceneReader:
         "colmap": ColmapText,
         "prepared": PreparedSceneReader,
     }
-    return readers[fmt](path)
+    reader = readers[fmt](path)
+    reader.source = path
+    return reader

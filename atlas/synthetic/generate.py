@@ -15,7 +15,7 @@ Everything is deterministic from the seed. The ground-truth mesh holds the trian
 that at least one rendered pixel saw (a scanned mesh only has what was scanned), with
 vertex colours from the surface albedo.
 
-Command line: ``python -m atlas.data.synthetic --out data/synthetic --scenes 3``.
+Command line: ``python -m atlas.synthetic --out data/synthetic --scenes 3``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from atlas.data.room import Room, generate_room, scan_path
-from atlas.data.sens import SensHeader, write_sens
 from atlas.geometry.mesh import Mesh, write_ply
 from atlas.geometry.raycast import MeshRaycaster
 from atlas.io_utils import atomic_dir
+from atlas.readers.sens import SensHeader, write_sens
+from atlas.synthetic.room import Room, generate_room, scan_path
 
 SPLITS = ("train", "val", "test")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color, read_depth, read_intrinsics, read_matrix
-from atlas.data.posed_images import first_image_size, image_size
 from atlas.geometry.camera import scale_intrinsics
+from atlas.readers.frames import Frame, SceneReader
+from atlas.readers.image_io import read_color, read_depth, read_intrinsics, read_matrix
+from atlas.readers.posed_images import first_image_size, image_size
 
 KINECT_COLOR_K = np.array([[525.0, 0.0, 320.0], [0.0, 525.0, 240.0], [0.0, 0.0, 1.0]])
 _FRAME = re.compile(r"^frame-(\d+)\.color\.(jpg|png)$")

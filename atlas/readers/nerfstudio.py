@@ -55,9 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from atlas.data.frames import ImageFilesReader
-from atlas.data.posed_images import IMAGE_SUFFIXES, common_image_size, frame_ids_for, natural_key
 from atlas.geometry.camera import resize_intrinsics
+from atlas.readers.frames import ImageFilesReader
+from atlas.readers.posed_images import IMAGE_SUFFIXES, common_image_size, frame_ids_for, natural_key
 
 # Post-multiplying an OpenGL camera-to-world by this gives the OpenCV camera-to-world.
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from atlas.data.frames import ImageFilesReader
-from atlas.data.image_io import read_intrinsics, read_matrix
 from atlas.geometry.camera import resize_intrinsics
+from atlas.readers.frames import ImageFilesReader
+from atlas.readers.image_io import read_intrinsics, read_matrix
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _DIGITS = re.compile(r"(\d+)")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from atlas.data.frames import SceneReader
+from atlas.readers.frames import SceneReader
 
 MAX_MEDIAN_STEP = 1.0  # metres between consecutive valid cameras
 MAX_EXTENT = 100.0  # metres, bounding box diagonal of the camera centres

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.data.frames import ImageFilesReader
-from atlas.data.image_io import read_intrinsics, read_matrix
-from atlas.data.posed_images import image_size
+from atlas.readers.frames import ImageFilesReader
+from atlas.readers.image_io import read_intrinsics, read_matrix
+from atlas.readers.posed_images import image_size
 
 
 class AtlasSampleFolder(ImageFilesReader):

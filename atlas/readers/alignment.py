@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.data.frames import Frame, SceneReader
+from atlas.readers.frames import Frame, SceneReader
 
 log = logging.getLogger(__name__)
 AXES = {"x": 0, "y": 1, "z": 2}
@@ -196,7 +196,8 @@ class AlignedReader(SceneReader):
         self.name, self.frame_ids = base.name, base.frame_ids
         self.K_color, self.K_depth = base.K_color, base.K_depth
         self.color_size, self.depth_size = base.color_size, base.depth_size
-        self.sequential = base.sequential
+        self.sequential, self.source = base.sequential, base.source
+        self.up = "none"  # aligned already
         poses = base.poses.copy()
         valid = base.valid
         poses[valid] = alignment.transform @ poses[valid]

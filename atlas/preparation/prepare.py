@@ -17,11 +17,11 @@ finished ones.
 
 from __future__ import annotations
 
-import math
-
 import io
+import itertools
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +29,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from atlas.data.alignment import AlignedReader, estimate_alignment
-from atlas.data.frames import SceneReader
-from atlas.evaluation.render import save_preview
 from atlas.geometry import Mesh, TSDFFusion, extract_mesh, frustum_bounds, read_ply, write_ply
+from atlas.geometry.render import save_preview
 from atlas.io_utils import atomic_dir
+from atlas.readers.alignment import AlignedReader, estimate_alignment
+from atlas.readers.frames import SceneReader
+from atlas.readers.prepared import INDEX, is_prepared, prior_name, tsdf_name
 from atlas.stereo.pipeline import (
     StereoConfig,
     fuse_prior,
@@ -42,7 +43,6 @@ from atlas.stereo.pipeline import (
 )
 
 log = logging.getLogger(__name__)
-INDEX = "index.json"
 
 
 @dataclass
@@ -71,14 +71,14 @@ class PrepareSettings:
         """``ValueError`` naming the first setting no scene could be prepared with, so a
         run stops before its first scene (``device`` is checked by
         :func:`atlas.config.resolve_device`)."""
-        from atlas.data.alignment import check_up
+        from atlas.readers.alignment import check_up
 
         sizes = list(self.voxel_sizes)
         if not sizes or any(
             not isinstance(v, int | float) or not math.isfinite(v) or v <= 0 for v in sizes
         ):
             raise ValueError(f"voxel_sizes must be positive sizes in metres, got {sizes}")
-        if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(sizes)):
             raise ValueError(f"voxel_sizes must be different sizes, finest first, got {sizes}")
         for vs in sizes[1:]:
             k = vs / sizes[0]
@@ -103,23 +103,6 @@ class PrepareSettings:
                 rule = f"> {low:g}" if strict else f">= {low:g}"
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
         check_up(self.align, extra=("dataset",))
-
-
-def scale_key(voxel_size: float) -> str:
-    """A voxel size's name in files and item keys: centimetres, two digits (0.08 -> 08)."""
-    return f"{round(voxel_size * 100):02d}"
-
-
-def prior_name(voxel_size: float) -> str:
-    return f"prior_{scale_key(voxel_size)}.npz"
-
-
-def tsdf_name(voxel_size: float) -> str:
-    return f"tsdf_{scale_key(voxel_size)}.npz"
-
-
-def is_prepared(scene_dir: Path) -> bool:
-    return (scene_dir / INDEX).is_file()
 
 
 def _multi_scale_fusions(
@@ -191,23 +174,6 @@ def _extract_sens_frame(frame, scene_dir: Path) -> tuple[str, str]:
     Image.fromarray(np.round(frame.depth * 1000).astype(np.uint16)).save(buf, format="PNG")
     (scene_dir / depth).write_bytes(buf.getvalue())
     return str(color), str(depth)
-
-
-def frame_path(scene_dir: str | Path, recorded: str) -> Path:
-    """A frame file named in a prepared scene's index: absolute (raw data, recorded
-    resolved) or relative to the prepared scene (frames extracted from a .sens file).
-    A path with a ``..`` part, which could lead out of where the index says its files
-    are, is a ``ValueError`` naming the index."""
-    index = Path(scene_dir) / INDEX
-    if not isinstance(recorded, str) or not recorded:
-        raise ValueError(f"{index}: a file path must be a non-empty string, got {recorded!r}")
-    path = Path(recorded)
-    if ".." in path.parts:
-        raise ValueError(
-            f"{index}: refused file path {recorded!r}: it goes up out of its folder ('..'); "
-            "a prepared scene names its files by absolute path or below the scene folder"
-        )
-    return path if path.is_absolute() else Path(scene_dir) / path
 
 
 def prepare_scene(
@@ -356,17 +322,6 @@ def _build(
     }
 
 
-def load_index(scene_dir: str | Path) -> dict:
-    """The index of a prepared scene (``ValueError`` naming the file when unreadable)."""
-    path = Path(scene_dir) / INDEX
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not a prepared scene (no index)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: corrupt index ({err})") from None
-
-
 @dataclass
 class DatasetSummary:
     """Scene names prepared now, skipped (already prepared) and failed (name -> reason)."""
@@ -399,7 +354,7 @@ def prepare_dataset(
     num_shards: int = 1,
     stop_on_error: bool = False,
 ) -> DatasetSummary:
-    """Prepare this shard's scenes of a raw dataset (``atlas.data.datasets``) into
+    """Prepare this shard's scenes of a raw dataset (``atlas.readers.datasets``) into
     ``out_dir``, skipping finished ones; a failing scene is reported, not fatal (unless
     ``stop_on_error``)."""
     settings.check()

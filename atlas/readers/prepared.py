@@ -1,20 +1,71 @@
-"""Reading a prepared scene (``prepare.py`` output) back as a scene: its frames, in the
-prepared (gravity-aligned) world frame, so inference can run on prepared datasets."""
+"""The prepared-scene format (``prepare.py`` output, layout in
+:mod:`atlas.preparation.prepare`): its index and file names, and the reader that gives
+a prepared scene back as a scene, its frames in the prepared (gravity-aligned) world
+frame, so inference can run on prepared datasets."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import read_color, read_depth
-from atlas.data.prepare import frame_path, load_index
+from atlas.readers.frames import Frame, SceneReader
+from atlas.readers.image_io import read_color, read_depth
+
+INDEX = "index.json"
+
+
+def scale_key(voxel_size: float) -> str:
+    """A voxel size's name in files and item keys: centimetres, two digits (0.08 -> 08)."""
+    return f"{round(voxel_size * 100):02d}"
+
+
+def prior_name(voxel_size: float) -> str:
+    return f"prior_{scale_key(voxel_size)}.npz"
+
+
+def tsdf_name(voxel_size: float) -> str:
+    return f"tsdf_{scale_key(voxel_size)}.npz"
+
+
+def is_prepared(scene_dir: Path) -> bool:
+    return (scene_dir / INDEX).is_file()
+
+
+def frame_path(scene_dir: str | Path, recorded: str) -> Path:
+    """A frame file named in a prepared scene's index: absolute (raw data, recorded
+    resolved) or relative to the prepared scene (frames extracted from a .sens file).
+    A path with a ``..`` part, which could lead out of where the index says its files
+    are, is a ``ValueError`` naming the index."""
+    index = Path(scene_dir) / INDEX
+    if not isinstance(recorded, str) or not recorded:
+        raise ValueError(f"{index}: a file path must be a non-empty string, got {recorded!r}")
+    path = Path(recorded)
+    if ".." in path.parts:
+        raise ValueError(
+            f"{index}: refused file path {recorded!r}: it goes up out of its folder ('..'); "
+            "a prepared scene names its files by absolute path or below the scene folder"
+        )
+    return path if path.is_absolute() else Path(scene_dir) / path
+
+
+def load_index(scene_dir: str | Path) -> dict:
+    """The index of a prepared scene (``ValueError`` naming the file when unreadable)."""
+    path = Path(scene_dir) / INDEX
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not a prepared scene (no index)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt index ({err})") from None
 
 
 class PreparedSceneReader(SceneReader):
     """The frames of a prepared scene folder (``index.json``); poses are the prepared,
     aligned ones (frames without a valid pose have NaN poses)."""
+
+    up = "none"  # aligned by preparation
 
     def __init__(self, scene_dir: str | Path) -> None:
         self.dir = Path(scene_dir)

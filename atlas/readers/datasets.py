@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.data.atlas_sample import AtlasSampleFolder
-from atlas.data.frames import SceneReader
-from atlas.data.scannet import ScanNetFolder, ScanNetSens, read_split
-from atlas.data.seven_scenes import SevenScenesFolder
+from atlas.readers.atlas_sample import AtlasSampleFolder
+from atlas.readers.frames import SceneReader
+from atlas.readers.scannet import ScanNetFolder, ScanNetSens, read_split
+from atlas.readers.seven_scenes import SevenScenesFolder
 
 SceneOpener = Callable[[], SceneReader]
 

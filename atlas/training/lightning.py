@@ -9,14 +9,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from atlas.data.prepare import scale_key
 from atlas.evaluation.mesh_metrics import mesh_metrics
-from atlas.evaluation.render import save_preview
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply, write_ply
+from atlas.geometry.render import save_preview
 from atlas.model.checkpoint import load_weights, read_model_file
 from atlas.model.config import ModelConfig, build_model
 from atlas.model.loss import observed_loss, scale_loss, semantic_loss
 from atlas.model.volume_net import ScaleOutput
+from atlas.readers.prepared import scale_key
 
 log = logging.getLogger(__name__)
 

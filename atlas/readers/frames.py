@@ -76,7 +76,7 @@ class SceneReader(ABC):
 
     ``poses`` may hold non-finite matrices (ScanNet has some); ``valid`` says which are
     usable. Poses are in the dataset's own world frame; gravity alignment is applied by
-    preparation (``atlas.data.alignment``), not by readers.
+    preparation (``atlas.readers.alignment``), not by readers.
 
     ``read_frame(index, depth=False)`` and ``iter_frames(indices, depth=False)`` give the
     colour only: the depth file is not opened (``frame.depth`` is None), so what works
@@ -98,6 +98,15 @@ class SceneReader(ABC):
     color_size: tuple[int, int]  # (width, height)
     depth_size: tuple[int, int] | None
     sequential: bool = False  # True: frames live in one stream (read them with iter_frames)
+    # The gravity alignment this layout needs by default (``align=dataset``): "none" for
+    # layouts that are Z-up already (ScanNet, prepared scenes), else "auto" (estimated).
+    up: str = "auto"
+    source: Path | None = None  # the folder or file it was opened from (for messages)
+
+    @property
+    def where(self) -> str:
+        """The scene's source path when known, else its name: how messages name it."""
+        return str(self.source) if self.source is not None else self.name
 
     @property
     @abstractmethod
@@ -151,7 +160,7 @@ class ImageFilesReader(SceneReader):
         return self._color_paths[index], depth
 
     def read_frame(self, index: int, depth: bool = True) -> Frame:
-        from atlas.data.image_io import read_color, read_depth
+        from atlas.readers.image_io import read_color, read_depth
 
         color_path, depth_path = self.frame_files(index)
         depth_map = (
@@ -183,7 +192,7 @@ class SubsetReader(SceneReader):
         self.frame_ids = [base.frame_ids[i] for i in self.indices]
         self.K_color, self.K_depth = base.K_color, base.K_depth
         self.color_size, self.depth_size = base.color_size, base.depth_size
-        self.sequential = base.sequential
+        self.sequential, self.up, self.source = base.sequential, base.up, base.source
         self._poses = base.poses[self.indices]
 
     @property

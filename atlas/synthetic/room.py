@@ -7,8 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
-from atlas.data.primitives import Part, box, cylinder, rectangle
-from atlas.data.textures import Material, TextureSet, random_material
+from atlas.synthetic.primitives import Part, box, cylinder, rectangle
+from atlas.synthetic.textures import Material, TextureSet, random_material
 
 WALL_KINDS = ("plaster", "bricks", "photo", "tiles", "speckle")
 FLOOR_KINDS = ("wood", "tiles", "photo", "speckle")

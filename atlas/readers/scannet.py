@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from atlas.data.frames import Frame, SceneReader
-from atlas.data.image_io import decode_depth, read_color, read_depth, read_intrinsics, read_matrix
-from atlas.data.posed_images import first_image_size, image_size
-from atlas.data.sens import iter_sens
+from atlas.readers.frames import Frame, SceneReader
+from atlas.readers.image_io import (
+    decode_depth,
+    read_color,
+    read_depth,
+    read_intrinsics,
+    read_matrix,
+)
+from atlas.readers.posed_images import first_image_size, image_size
+from atlas.readers.sens import iter_sens
 
 
 def read_split(root: str | Path, split: str) -> list[str]:
@@ -44,6 +50,8 @@ class ScanNetFolder(SceneReader):
     Colour and depth may differ in size (real ScanNet: 1296x968 and 640x480), each with
     its own intrinsics; depth PNGs are uint16 millimetres.
     """
+
+    up = "none"  # ScanNet scenes are Z-up
 
     def __init__(self, scene_dir: str | Path) -> None:
         self.scene_dir = Path(scene_dir)
@@ -121,6 +129,7 @@ class ScanNetSens(SceneReader):
     """A ScanNet ``.sens`` file, streamed: frames are read in order, one in memory."""
 
     sequential = True
+    up = "none"  # ScanNet scenes are Z-up
 
     def __init__(self, sens_path: str | Path) -> None:
         self.path = Path(sens_path)

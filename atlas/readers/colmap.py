@@ -31,7 +31,7 @@ its 2D points (ignored, possibly empty). (q, t) is world-to-camera: ``x_cam = R(
 
 Scale: an SfM reconstruction has an arbitrary scale (and orientation) unless it was
 scaled to metres (e.g. with ``colmap model_aligner`` or known distances); this reader
-takes positions as metres. ``atlas.data.checks.check_metric_scale`` flags trajectories
+takes positions as metres. ``atlas.readers.checks.check_metric_scale`` flags trajectories
 that look non-metric.
 
 Frames are sorted by NAME in natural order; ``frame_ids`` are the image file names' numbers
@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.data.frames import ImageFilesReader
-from atlas.data.posed_images import common_image_size, frame_ids_for, natural_key
+from atlas.readers.frames import ImageFilesReader
+from atlas.readers.posed_images import common_image_size, frame_ids_for, natural_key
 
 # Model name -> (number of parameters, indices of fx, fy, cx, cy among them).
 CAMERA_MODELS: dict[str, tuple[int, tuple[int, int, int, int]]] = {

@@ -1,1 +1,0 @@
-"""Data: synthetic ScanNet-format scenes, raw-format writers and readers."""

@@ -1,0 +1,3 @@
+from atlas.synthetic.generate import main
+
+main()
