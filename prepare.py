@@ -28,8 +28,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    from atlas.data.prepare import PrepareSettings, prepare_dataset
     from atlas.io_utils import check_writable_dir
+    from atlas.preparation.prepare import PrepareSettings, prepare_dataset
 
     try:
         settings = PrepareSettings(
