@@ -12,7 +12,7 @@ unless ``missing_pred=zero``) also gets one ``error:`` line on stderr (the exit 
 run at once (exit code 2).
 
 Nothing here imports torch, Matplotlib or Open3D: they load only when a run needs them
-(fusion, plots), so a mesh pair without plots takes about 1.5 s.
+(fusion, plots), so a mesh pair without plots starts quickly (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ warning instead, and a readable empty prediction always does. ``run`` returns th
 summary that ``evaluate.py`` prints as its last line.
 
 Only what a run uses is imported: Matplotlib and Open3D (plots) and torch (fusion, for
-``trimmed`` and the baseline) load on first use: a mesh pair without plots takes about
-1.5 s in all, about 0.6 s of it imports.
+``trimmed`` and the baseline) load on first use, so a mesh pair without plots starts
+quickly (timings: docs/benchmarks.md).
 """
 
 from __future__ import annotations

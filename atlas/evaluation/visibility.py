@@ -29,7 +29,7 @@ from atlas.io_utils import load_npz, save_npz
 @dataclass
 class VisibilityMask:
     """visible: (X, Y, Z) bool; origin: (3,) world metres of voxel (0, 0, 0)'s centre;
-    voxel_size: metres (DESIGN.md's voxel-grid convention)."""
+    voxel_size: metres (the voxel-grid convention of docs/architecture.md)."""
 
     visible: np.ndarray
     origin: np.ndarray

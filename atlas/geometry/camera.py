@@ -1,6 +1,6 @@
 """Pinhole camera helpers.
 
-Conventions (DESIGN.md section 4): poses are 4x4 camera-to-world matrices with OpenCV
+Conventions (docs/architecture.md): poses are 4x4 camera-to-world matrices with OpenCV
 camera axes (x right, y down, z forward); intrinsics ``K`` are 3x3 for the image size
 they are stored with; the projection matrix of a view is ``P = K @ inv(pose)[:3]``.
 All functions accept NumPy arrays or torch tensors where noted and keep the type.

@@ -1,6 +1,6 @@
 """A dense voxel grid of TSDF values, with ``.npz`` storage and coarsening.
 
-Conventions (DESIGN.md section 4): ``origin`` is the world position (metres) of the
+Conventions (docs/architecture.md): ``origin`` is the world position (metres) of the
 centre of voxel (0, 0, 0); voxel (i, j, k) has centre ``origin + voxel_size * (i, j, k)``.
 TSDF values are signed distances divided by the truncation distance, clamped to
 [-1, 1], positive in front of surfaces; unobserved voxels have weight 0 and value 1.

@@ -75,8 +75,9 @@ class SceneReader(ABC):
     """A recorded scene: cameras available at once (cheap), images streamed per frame.
 
     ``poses`` may hold non-finite matrices (ScanNet has some); ``valid`` says which are
-    usable. Poses are in the dataset's own world frame; gravity alignment is applied by
-    preparation (``atlas.readers.alignment``), not by readers.
+    usable. Poses are in the dataset's own world frame; gravity alignment
+    (``atlas.readers.alignment``) is applied by the per-scene pipeline and by
+    preparation, not by readers: a reader only declares its ``up``.
 
     ``read_frame(index, depth=False)`` and ``iter_frames(indices, depth=False)`` give the
     colour only: the depth file is not opened (``frame.depth`` is None), so what works

@@ -75,10 +75,9 @@ def prior_stereo_config() -> StereoConfig:
     alike (keyframes every 15 cm, 7x7 NCC windows, the best 2 of 5 neighbours, not
     spread apart, a 3-voxel truncation band), kept apart from ``method=stereo``'s own
     defaults. The bundled model was first trained on priors with 11x11 windows and the
-    best 3; given these at inference it scored higher on held-out scenes (model card:
-    F@5cm synthetic 0.670 -> 0.698, 7-Scenes 0.153 -> 0.165), since smaller windows
-    smear fewer depth edges, where stereo's outliers are. It was then fine-tuned on
-    priors made with these settings."""
+    best 3; given these at inference it scored higher on held-out scenes (numbers in
+    docs/model_card.md), since smaller windows smear fewer depth edges, where stereo's
+    outliers are. It was then fine-tuned on priors made with these settings."""
     return StereoConfig(
         keyframe_translation=0.15,
         neighbour_separation=0.0,
