@@ -31,17 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
-CACHE = ROOT / "data" / "bench"
+if not __package__:  # run as a script (python bench/eval_bench.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import BENCH_DATA as CACHE
+from bench.harness import ROOT, SEVEN_SCENES, ChildRun, best_of, emit_result, run_python
+
 VOXEL = 0.0125
 MAX_DEPTH = 3.0
 TOLERANCE = 1e-6
@@ -157,21 +157,18 @@ def mesh_pair() -> tuple[Path, Path, str]:
 # ----------------------------------------------------------------- timing
 
 
-def timed_process(args: list[str], repeat: int) -> tuple[float, str]:
+def timed_process(args: list[str], repeat: int) -> tuple[float, ChildRun]:
     """Best wall time (seconds) of ``repeat`` runs of ``python args...`` in the project
-    root, and the last run's stdout; a failing run stops the benchmark."""
-    env = os.environ | {"ATLAS_COMPILE": "0"}
-    best, out = float("inf"), ""
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        elapsed = time.perf_counter() - t
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        best, out = min(best, elapsed), result.stdout
-    return best, out
+    root (``ATLAS_COMPILE=0``), and the last run; a failing run stops the benchmark."""
+
+    def once() -> ChildRun:
+        run = run_python(args, env={"ATLAS_COMPILE": "0"})
+        if run.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed:\n{run.stderr[-3000:]}")
+        return run
+
+    times, run = best_of(once, repeat)
+    return times.wall, run
 
 
 def check_agree(label: str, ours: dict, original: dict[str, float]) -> float:
@@ -183,15 +180,6 @@ def check_agree(label: str, ours: dict, original: dict[str, float]) -> float:
     return worst
 
 
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=3, help="timed runs of each; the best is kept")
@@ -199,11 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         "--original",
         nargs=2,
         metavar=("PRED", "GT"),
-        help="only run the original eval_mesh on PRED, GT and print its metrics as JSON",
+        help="only run the original eval_mesh on PRED, GT and print its metrics (a RESULT line)",
     )
     args = p.parse_args(argv)
     if args.original:
-        print(json.dumps(eval_mesh(*args.original)))
+        emit_result(eval_mesh(*args.original))
         return
 
     pred, gt, label = mesh_pair()
@@ -217,10 +205,11 @@ def main(argv: list[str] | None = None) -> None:
             "evaluate.py plots.enabled=false": ["plots.enabled=false"],
         }
         for name, extra in variants.items():
-            seconds, out = timed_process(base + extra, args.repeat)
-            runs.append((name, seconds, json.loads(out.strip().splitlines()[-1])["metrics"]))
-    t_orig, out = timed_process([str(me), "--original", str(pred), str(gt)], args.repeat)
-    original = json.loads(out.strip().splitlines()[-1])
+            seconds, run = timed_process(base + extra, args.repeat)
+            # evaluate.py prints its report as JSON on its last line
+            runs.append((name, seconds, json.loads(run.stdout.strip().splitlines()[-1])["metrics"]))
+    t_orig, run = timed_process([str(me), "--original", str(pred), str(gt)], args.repeat)
+    original = run.result
     worst = max(check_agree(name, metrics, original) for name, _, metrics in runs)
 
     n_pred, n_gt = int(runs[0][2]["n_pred"]), int(runs[0][2]["n_gt"])
@@ -237,12 +226,15 @@ def main(argv: list[str] | None = None) -> None:
     from atlas.evaluation.mesh_metrics import mesh_metrics
     from atlas.geometry import read_ply
 
-    t_ours, ours = best_time(lambda: mesh_metrics(read_ply(pred), read_ply(gt)), args.repeat)
-    t_loop, theirs = best_time(lambda: eval_mesh(pred, gt), 1)
+    t_ours, ours = best_of(lambda: mesh_metrics(read_ply(pred), read_ply(gt)), args.repeat)
+    t_loop, theirs = best_of(lambda: eval_mesh(pred, gt), 1)
     check_agree("in process", ours, theirs)
     print("metric computation alone (reading and downsampling included), in this process:")
-    print(f"  {'original per-point Open3D loop':<52} {t_loop:>8.2f}")
-    print(f"  {'ours, vectorised cKDTree':<52} {t_ours:>8.2f} {t_loop / t_ours:>15.2f}x")
+    print(f"  {'original per-point Open3D loop':<52} {t_loop.wall:>8.2f}")
+    print(
+        f"  {'ours, vectorised cKDTree':<52} {t_ours.wall:>8.2f} "
+        f"{t_loop.wall / t_ours.wall:>15.2f}x"
+    )
     print(
         f"metrics agree (largest difference {worst:.1e}): "
         + ", ".join(f"{k} {ours[k]:.6f}" for k in ("acc", "comp", "prec", "recal", "fscore"))

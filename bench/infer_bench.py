@@ -37,20 +37,55 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-GB = 1024**3
+import numpy as np
+import torch
+from PIL import Image
+
+from atlas.geometry.camera import scale_intrinsics
+from atlas.model.backproject import FeatureVolume
+from atlas.model.checkpoint import BUNDLED, load_model, save_model
+from atlas.model.config import ModelConfig, build_model
+from atlas.model.inference import (
+    ModelInferenceConfig,
+    chosen_frames,
+    model_grid,
+    predict_tiled,
+    reconstruct_volume,
+    tiles,
+)
+from atlas.model.photo_consistency import ColourVariance
+from atlas.pipeline.methods import reconstruct_model
+from atlas.readers.frames import Frame, SceneReader
+from atlas.readers.scannet import ScanNetFolder
+from atlas.synthetic.generate import SceneConfig, write_scene
+
+if not __package__:  # run as a script (python bench/infer_bench.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import (
+    BENCH_DATA,
+    GB,
+    ROOT,
+    best_of,
+    cuda_peak_gb,
+    emit_result,
+    rss_gb,
+    run_python,
+    set_threads,
+    sync,
+    timed,
+)
+
+DEFAULTS = ModelInferenceConfig()
 
 
-def _parse() -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     p.add_argument("--checkpoint", default=None, help="model file (default: the bundled one)")
@@ -72,48 +107,42 @@ def _parse() -> argparse.Namespace:
         "--quick", action="store_true", help="tiny sizes (30 frames of 160x120, 1 m frusta)"
     )
     p.add_argument("--case", help=argparse.SUPPRESS)  # one measured case, as JSON
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
-ARGS = _parse()
-if ARGS.threads:  # before torch starts its thread pool
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
+@dataclass(frozen=True)
+class Settings:
+    """The run's sizes, from the command line (``--quick``: tiny ones)."""
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+    quick: bool
+    max_depth: float  # metres, frusta clip
+    chunk: int  # chunk_voxels, the 3D network's tile budget
+    margin: int  # chunk_margin, voxels
+    mem_z: int  # z voxels of the part-4 volumes
+    mem_frames: int  # room frames per copy in part 4b
+    repeat: int  # timed runs of parts 1-2
+    layout: int  # part 4b: the room on a layout x layout grid of copies
+    room: SceneConfig  # the synthetic room
+    threads: int  # CPU threads given to the subprocesses (0: all cores)
+    timeout: int  # seconds per subprocess
 
-from atlas.geometry.camera import scale_intrinsics  # noqa: E402
-from atlas.model.backproject import FeatureVolume  # noqa: E402
-from atlas.model.checkpoint import BUNDLED, load_model, save_model  # noqa: E402
-from atlas.model.config import ModelConfig, build_model  # noqa: E402
-from atlas.model.inference import (  # noqa: E402
-    ModelInferenceConfig,
-    chosen_frames,
-    model_grid,
-    predict_tiled,
-    reconstruct_volume,
-    tiles,
-)
-from atlas.model.photo_consistency import ColourVariance  # noqa: E402
-from atlas.pipeline.methods import reconstruct_model  # noqa: E402
-from atlas.readers.frames import Frame, SceneReader  # noqa: E402
-from atlas.readers.scannet import ScanNetFolder  # noqa: E402
-from atlas.synthetic.generate import SceneConfig, write_scene  # noqa: E402
-
-DEFAULTS = ModelInferenceConfig()
-QUICK = ARGS.quick
-MAX_DEPTH = ARGS.max_depth or (1.0 if QUICK else DEFAULTS.max_depth)
-CHUNK = ARGS.chunk_voxels or (32 * 32 * 16 if QUICK else DEFAULTS.chunk_voxels)
-MARGIN = ARGS.chunk_margin if ARGS.chunk_margin is not None else (4 if QUICK else 16)
-MEM_Z = ARGS.mem_z or (16 if QUICK else 48)
-MEM_FRAMES = ARGS.mem_frames or (4 if QUICK else 60)
-REPEAT = 1 if QUICK else ARGS.repeat
-LAYOUT = 2 if QUICK else 3  # part 4b: the room on a LAYOUT x LAYOUT grid of copies
-ROOM = SceneConfig(seed=123, n_frames=30 if QUICK else ARGS.frames, width=320, height=240)
-if QUICK:
-    ROOM = replace(ROOM, width=160, height=120)
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        quick = args.quick
+        room = SceneConfig(seed=123, n_frames=30 if quick else args.frames, width=320, height=240)
+        return cls(
+            quick=quick,
+            max_depth=args.max_depth or (1.0 if quick else DEFAULTS.max_depth),
+            chunk=args.chunk_voxels or (32 * 32 * 16 if quick else DEFAULTS.chunk_voxels),
+            margin=args.chunk_margin if args.chunk_margin is not None else (4 if quick else 16),
+            mem_z=args.mem_z or (16 if quick else 48),
+            mem_frames=args.mem_frames or (4 if quick else 60),
+            repeat=1 if quick else args.repeat,
+            layout=2 if quick else 3,
+            room=replace(room, width=160, height=120) if quick else room,
+            threads=args.threads,
+            timeout=args.timeout,
+        )
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -131,43 +160,6 @@ def run_3d(net, x: torch.Tensor, chunk_voxels: int, margin: int):
     )
 
 
-def rss_gb(peak: bool = True) -> float:
-    """This process's resident set size, GB: its peak so far (VmHWM) or its current one
-    (VmRSS), from /proc/self/status. Not ru_maxrss: Linux carries that over exec from
-    the process that forked this one, so in a subprocess of a parent holding torch it
-    reads the parent's size until the child outgrows it. ru_maxrss off Linux."""
-    key = "VmHWM:" if peak else "VmRSS:"
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024 / GB  # kB
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024  # macOS: bytes, elsewhere kilobytes
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / GB
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def cuda_peak_gb(device: str) -> float | None:
-    return torch.cuda.max_memory_allocated() / GB if device.startswith("cuda") else None
-
-
-def best_time(fn, repeat: int, device: str) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def inference_config(spec: dict) -> ModelInferenceConfig:
     return replace(
         DEFAULTS,
@@ -177,12 +169,13 @@ def inference_config(spec: dict) -> ModelInferenceConfig:
     )
 
 
-def room_dir() -> Path:
+def room_dir(opts: Settings) -> Path:
     """The benchmark room: data/bench/infer_room (300 frames of 320x240), or a folder
     named by its settings for others (--quick: under /tmp)."""
-    default = (ROOM.n_frames, ROOM.width, ROOM.height) == (300, 320, 240)
-    name = "infer_room" if default else f"infer_room_{ROOM.n_frames}_{ROOM.width}x{ROOM.height}"
-    base = Path(tempfile.gettempdir()) / "infer_bench" if QUICK else ROOT / "data" / "bench"
+    room = opts.room
+    default = (room.n_frames, room.width, room.height) == (300, 320, 240)
+    name = "infer_room" if default else f"infer_room_{room.n_frames}_{room.width}x{room.height}"
+    base = Path(tempfile.gettempdir()) / "infer_bench" if opts.quick else BENCH_DATA
     return base / name
 
 
@@ -256,9 +249,9 @@ def case_room(spec: dict) -> dict:
     indices = chosen_frames(reader, icfg)
     grid = model_grid(reader, indices, cfg, icfg.max_depth)
     w, h = spec["image_size"]
-    t = time.perf_counter()
-    images, poses = preload(reader, indices, (w, h))
-    load_s = time.perf_counter() - t
+    with timed() as load:
+        images, poses = preload(reader, indices, (w, h))
+    load_s = load.wall
     K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
     proj = torch.tensor(K @ np.linalg.inv(poses)[:, :3], dtype=torch.float32, device=device)
     proj, images = proj[None], images.to(device)
@@ -286,8 +279,8 @@ def case_room(spec: dict) -> dict:
 
     with torch.no_grad():
         net.feature_volume(images[:, :chunk], proj[:, :chunk], new_volume())  # warm-up
-        t_backbone = best_time(backbone_only, spec["repeat"], device)
-        t_features = best_time(features, spec["repeat"], device)
+        t_backbone = best_of(backbone_only, spec["repeat"], device)[0].wall
+        t_features = best_of(features, spec["repeat"], device)[0].wall
         volume = volumes.pop()
         seen = float((volume.count > 0).float().mean())
         if net.prior == "stereo":  # constants: see the module docstring
@@ -299,11 +292,11 @@ def case_room(spec: dict) -> dict:
         del volume, colours[:]
         warm = x[..., : min(32, x.shape[2]), : min(32, x.shape[3]), :]
         run_3d(net, warm, icfg.chunk_voxels, icfg.chunk_margin)  # warm-up
-        t_3d = best_time(
+        t_3d = best_of(
             lambda: run_3d(net, x, icfg.chunk_voxels, icfg.chunk_margin),
             spec["repeat"],
             device,
-        )
+        )[0].wall
     voxels = int(np.prod(grid.shape))
     m3 = voxels * grid.voxel_size**3
     return {
@@ -333,11 +326,9 @@ def case_reconstruct(spec: dict) -> dict:
     icfg = inference_config(spec)
     runs = []
     for _ in range(spec["runs"]):
-        sync(device)
-        t = time.perf_counter()
-        rec = reconstruct_model(reader, spec["model"], icfg, device)
-        sync(device)
-        total = time.perf_counter() - t
+        with timed(device) as t:
+            rec = reconstruct_model(reader, spec["model"], icfg, device)
+        total = t.wall
         s = rec.summary
         runs.append(
             {
@@ -366,11 +357,10 @@ def case_net3d_memory(spec: dict) -> dict:
         sync(device)
         torch.cuda.reset_peak_memory_stats()
         before_cuda = torch.cuda.memory_allocated() / GB
-    t = time.perf_counter()
-    run_3d(net, x, spec["chunk_voxels"], spec["chunk_margin"])
-    sync(device)
+    with timed(device) as t:
+        run_3d(net, x, spec["chunk_voxels"], spec["chunk_margin"])
     return {
-        "seconds": time.perf_counter() - t,
+        "seconds": t.wall,
         "tiles": len(tiles(tuple(spec["shape"]), spec["chunk_voxels"], spec["chunk_margin"])),
         "input_gb": x.numel() * x.element_size() / GB,
         "rss_before_gb": before,
@@ -386,14 +376,13 @@ def case_recon_memory(spec: dict) -> dict:
     net, cfg, _ = load_model(spec["model"], device)
     reader = memory_reader(spec, cfg, spec["n"])
     before = rss_gb(peak=False)
-    t = time.perf_counter()
-    pred = reconstruct_volume(
-        reader, net, cfg, inference_config(spec), tuple(spec["image_size"]), device
-    )
-    sync(device)
+    with timed(device) as t:
+        pred = reconstruct_volume(
+            reader, net, cfg, inference_config(spec), tuple(spec["image_size"]), device
+        )
     shape = pred.facts["grid_shape"]
     return {
-        "seconds": time.perf_counter() - t,
+        "seconds": t.wall,
         "frames": len(reader),
         "grid_shape": shape,
         "tiles": len(tiles(tuple(shape), spec["chunk_voxels"], spec["chunk_margin"])),
@@ -412,33 +401,28 @@ CASES = {
 }
 
 
-def run_case(spec: dict) -> dict:
-    """``spec`` in a fresh interpreter (so its peak memory is its own)."""
-    cmd = [sys.executable, __file__, "--case", json.dumps(spec)]
-    if ARGS.threads:
-        cmd += ["--threads", str(ARGS.threads)]
-    t = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=ARGS.timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"did not finish in {ARGS.timeout} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            out = json.loads(line[len("RESULT ") :])
-            out["wall_s"] = time.perf_counter() - t
-            return out
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-    return {"error": tail[0][:160]}
+def run_case(spec: dict, opts: Settings) -> dict:
+    """``spec`` in a fresh interpreter (so its peak memory is its own): its result, with
+    ``wall_s`` (seconds, start-up included) added, or ``{"error": ...}``."""
+    cmd = [__file__, "--case", json.dumps(spec)]
+    if opts.threads:
+        cmd += ["--threads", str(opts.threads)]
+    run = run_python(cmd, timeout=opts.timeout)
+    if run.timed_out:
+        return {"error": f"did not finish in {opts.timeout} s"}
+    if run.result is None:
+        return {"error": run.last_line()[:160]}
+    return {**run.result, "wall_s": run.wall}
 
 
 # --- the parent: model, room, tables ---------------------------------------------------------
 
 
-def resolve_model(tmp: Path) -> tuple[str, str, bool]:
+def resolve_model(tmp: Path, checkpoint: str | None) -> tuple[str, str, bool]:
     """(model file for the subprocesses, how to describe it, whether it is random).
     Without a file, a randomly initialised model of configs/model/cpu.yaml, saved to
     ``tmp``."""
-    path = Path(ARGS.checkpoint) if ARGS.checkpoint else BUNDLED
+    path = Path(checkpoint) if checkpoint else BUNDLED
     if path.is_file():
         return str(path), str(path), False
     from omegaconf import OmegaConf
@@ -481,10 +465,10 @@ def fmt(v, spec: str = ".2f", width: int = 7) -> str:
     return f"{'-':>{width}}" if v is None else f"{v:>{width}{spec}}"
 
 
-def bench_room(devices: list[str], base: dict) -> dict:
+def bench_room(devices: list[str], base: dict, opts: Settings) -> dict:
     print(
         f"\n1-2. 2D and 3D parts on the room's grid; images preloaded "
-        f"(decode+resize timed apart); best of {REPEAT}"
+        f"(decode+resize timed apart); best of {opts.repeat}"
     )
     print(
         f"{'device':<6} {'frames':>6} {'image':>7} {'grid':>12} {'m^3':>6} {'seen':>5} "
@@ -497,7 +481,7 @@ def bench_room(devices: list[str], base: dict) -> dict:
     )
     out = {}
     for device in devices:
-        r = run_case({**base, "case": "room", "device": device})
+        r = run_case({**base, "case": "room", "device": device}, opts)
         out[device] = r
         if "error" in r:
             print(f"{device:<6} failed: {r['error']}")
@@ -516,10 +500,10 @@ def bench_room(devices: list[str], base: dict) -> dict:
     return out
 
 
-def bench_reconstruct(devices: list[str], base: dict, random_model: bool) -> dict:
-    runs = 1 if QUICK else 2
+def bench_reconstruct(devices: list[str], base: dict, random_model: bool, opts: Settings) -> dict:
+    runs = 1 if opts.quick else 2
     print(
-        f"\n3. reconstruct_model, {ROOM.n_frames}-frame room, fresh process"
+        f"\n3. reconstruct_model, {opts.room.n_frames}-frame room, fresh process"
         f"{'; run 2 warm (same process)' if runs > 1 else ''}; seconds"
     )
     print(
@@ -529,7 +513,7 @@ def bench_reconstruct(devices: list[str], base: dict, random_model: bool) -> dic
     )
     out = {}
     for device in devices:
-        r = run_case({**base, "case": "reconstruct", "device": device, "runs": runs})
+        r = run_case({**base, "case": "reconstruct", "device": device, "runs": runs}, opts)
         out[device] = r
         if "error" in r:
             print(f"{device:<6} failed: {r['error']}")
@@ -578,9 +562,9 @@ def peak_ratios(a: dict, b: dict) -> dict:
     return out
 
 
-def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
+def bench_memory(devices: list[str], base: dict, grid_one, opts: Settings) -> dict:
     chunk, margin = base["chunk_voxels"], base["chunk_margin"]
-    z = MEM_Z
+    z = opts.mem_z
     side_a = int(np.sqrt(chunk / z)) // 4 * 4  # the largest square one-tile volume
     core = tiles((4 * side_a, 4 * side_a, z), chunk, margin)[0][0].stop  # a tile's core side
     shapes = {"a: 1 tile": (side_a, side_a, z), "b: 3x3 tiles": (3 * core, 3 * core, z)}
@@ -601,7 +585,7 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
         rows = {}
         for label, shape in shapes.items():
             spec = {**base, "case": "net3d_memory", "device": device, "shape": list(shape)}
-            r = run_case(spec)
+            r = run_case(spec, opts)
             rows[label] = r
             volume = "x".join(map(str, shape))
             if "error" in r:
@@ -627,8 +611,8 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
     mem_chunk = max(chunk, voxels_one)
     note = "" if mem_chunk == chunk else f" (raised from {chunk} so the room fits one tile)"
     print(
-        f"\n4b. whole reconstruct_volume: the room ({MEM_FRAMES} of its frames) and "
-        f"{LAYOUT}x{LAYOUT} copies of it side by side; chunk_voxels {mem_chunk}{note}"
+        f"\n4b. whole reconstruct_volume: the room ({opts.mem_frames} of its frames) and "
+        f"{opts.layout}x{opts.layout} copies of it side by side; chunk_voxels {mem_chunk}{note}"
     )
     print(
         f"{'device':<6} {'scene':<6} {'frames':>6} {'grid':>12} {'tiles':>5} {'s':>7} "
@@ -636,7 +620,7 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
     )
     for device in devices:
         rows = {}
-        for n in (1, LAYOUT):
+        for n in (1, opts.layout):
             spec = {
                 **base,
                 "case": "recon_memory",
@@ -644,7 +628,7 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
                 "n": n,
                 "chunk_voxels": mem_chunk,
             }
-            r = run_case(spec)
+            r = run_case(spec, opts)
             rows[f"{n}x{n}"] = r
             if "error" in r:
                 print(f"{device:<6} {n}x{n:<4} failed: {r['error']}")
@@ -656,11 +640,11 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
                 f"{r['peak_rss_gb'] - r['rss_before_gb']:>6.2f} "
                 f"{fmt(r['cuda_peak_gb'], '.3f', 7)}"
             )
-        a, b = rows["1x1"], rows[f"{LAYOUT}x{LAYOUT}"]
+        a, b = rows["1x1"], rows[f"{opts.layout}x{opts.layout}"]
         ratios = peak_ratios(a, b)
         if ratios:
             print(
-                f"{device:<6} ratio {LAYOUT}x{LAYOUT}/1x1: peak RSS {ratios['rss']:.2f}, "
+                f"{device:<6} ratio {opts.layout}x{opts.layout}/1x1: peak RSS {ratios['rss']:.2f}, "
                 f"above base {fmt(ratios['rss_above_base'], '.2f', 0)}, "
                 f"cuda {fmt(ratios['cuda'], '.2f', 0)}"
                 f"  (the prior, frame features and result arrays grow with the scene)"
@@ -670,74 +654,77 @@ def bench_memory(devices: list[str], base: dict, grid_one) -> dict:
     return out
 
 
-def main() -> None:
-    torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
-    if ARGS.case:
-        spec = json.loads(ARGS.case)
-        print("RESULT " + json.dumps(CASES[spec["case"]](spec)))
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    set_threads(args.threads)  # the subprocesses inherit it
+    if args.case:
+        spec = json.loads(args.case)
+        emit_result(CASES[spec["case"]](spec))
         return
+    opts = Settings.from_args(args)
     t_start = time.perf_counter()
-    if ARGS.device == "auto":
+    if args.device == "auto":
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
-        devices = [ARGS.device]
+        devices = [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
         sys.exit("--device cuda: CUDA is not available")
     tmp = Path(tempfile.mkdtemp(prefix="infer_bench_"))
     try:
-        model, model_desc, random_model = resolve_model(tmp)
+        model, model_desc, random_model = resolve_model(tmp, args.checkpoint)
         _, cfg, card = load_model(model)
         image_size = list(card.get("image_size", (160, 120)))
-        scene = room_dir()
+        scene = room_dir(opts)
         if not scene.exists():
-            print(f"rendering {scene} ({ROOM.n_frames} frames of {ROOM.width}x{ROOM.height})")
-            write_scene(scene, ROOM, progress=not QUICK)
+            room = opts.room
+            print(f"rendering {scene} ({room.n_frames} frames of {room.width}x{room.height})")
+            write_scene(scene, room, progress=not opts.quick)
         hw = hardware()
         print(
-            f"inference benchmark{' (quick)' if QUICK else ''}: model {model_desc}; "
+            f"inference benchmark{' (quick)' if opts.quick else ''}: model {model_desc}; "
             f"voxel {cfg.voxel_sizes[0]} m; image {image_size[0]}x{image_size[1]}; "
-            f"max depth {MAX_DEPTH} m; chunk_voxels {CHUNK}, margin {MARGIN}"
+            f"max depth {opts.max_depth} m; chunk_voxels {opts.chunk}, margin {opts.margin}"
         )
         print("hardware")
         print(f"{'  cpu':<10} {hw['cpu']}, {hw['cpu_count']} cores")
         print(f"{'  torch':<10} {hw['torch']}, {hw['torch_threads']} threads")
         print(f"{'  gpu':<10} {hw['gpu'] or 'none'}")
-        print(f"{'  room':<10} {scene} (seed {ROOM.seed}, {ROOM.n_frames} frames)")
+        print(f"{'  room':<10} {scene} (seed {opts.room.seed}, {opts.room.n_frames} frames)")
         base = {
             "model": model,
             "scene": str(scene),
             "image_size": image_size,
-            "max_depth": MAX_DEPTH,
-            "chunk_voxels": CHUNK,
-            "chunk_margin": MARGIN,
-            "mem_frames": MEM_FRAMES,
-            "mem_first_frames": QUICK,
-            "repeat": REPEAT,
+            "max_depth": opts.max_depth,
+            "chunk_voxels": opts.chunk,
+            "chunk_margin": opts.margin,
+            "mem_frames": opts.mem_frames,
+            "mem_first_frames": opts.quick,
+            "repeat": opts.repeat,
         }
         results: dict = {}
-        if "room" not in ARGS.skip:
-            results["room"] = bench_room(devices, base)
-        if "reconstruct" not in ARGS.skip:
-            results["reconstruct"] = bench_reconstruct(devices, base, random_model)
-        if "memory" not in ARGS.skip:
+        if "room" not in args.skip:
+            results["room"] = bench_room(devices, base, opts)
+        if "reconstruct" not in args.skip:
+            results["reconstruct"] = bench_reconstruct(devices, base, random_model, opts)
+        if "memory" not in args.skip:
             one = memory_reader(base, cfg, 1)
-            grid_one = model_grid(one, chosen_frames(one, DEFAULTS), cfg, MAX_DEPTH)
-            results["memory"] = bench_memory(devices, base, grid_one)
+            grid_one = model_grid(one, chosen_frames(one, DEFAULTS), cfg, opts.max_depth)
+            results["memory"] = bench_memory(devices, base, grid_one, opts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - t_start
     print(f"\nwall time {wall:.1f} s")
     record = {
         "bench": "infer",
-        "quick": QUICK,
+        "quick": opts.quick,
         "hardware": hw,
         "model": model_desc,
         "settings": {
             **{k: v for k, v in base.items() if k != "model"},
-            "frames": ROOM.n_frames,
-            "room_image": [ROOM.width, ROOM.height],
-            "mem_z": MEM_Z,
-            "layout": LAYOUT,
+            "frames": opts.room.n_frames,
+            "room_image": [opts.room.width, opts.room.height],
+            "mem_z": opts.mem_z,
+            "layout": opts.layout,
         },
         "results": results,
         "wall_s": round(wall, 1),

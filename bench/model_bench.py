@@ -7,8 +7,8 @@
    the time per frame of both, their ratio and the largest difference of their outputs.
 2. Training steps (``ATLASModule.losses``, backward, an Adam step) on synthetic batches
    shaped like the training data, each configuration in a fresh subprocess so its peak
-   memory (ru_maxrss) is its own: the CPU recipe (configs/model/cpu.yaml, batch 2,
-   48x48x32 crops at 8 cm, 12 images of 160x120) and the ATLAS paper setting
+   memory (peak resident set, VmHWM) is its own: the CPU recipe (configs/model/cpu.yaml,
+   batch 2, 48x48x32 crops at 8 cm, 12 images of 160x120) and the ATLAS paper setting
    (configs/model/atlas.yaml, batch 1, 160x160x64 at 4 cm, 640x480 images) with fewer
    frames than its 50 and a single step, also on a quarter of the crop, under an
    address-space limit so that a configuration too big for this machine is reported,
@@ -28,15 +28,27 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+
+if not __package__:  # run as a script (python bench/model_bench.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import (
+    GB,
+    ROOT,
+    best_of,
+    cuda_peak_gb,
+    emit_result,
+    rss_gb,
+    run_python,
+    set_threads,
+    timed,
+)
 
 
-def _parse() -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     p.add_argument("--views", type=int, default=8, help="back-projected views")
@@ -58,23 +70,7 @@ def _parse() -> argparse.Namespace:
                    "training steps use bf16 autocast, as trainer=gpu does")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     p.add_argument("--child", help=argparse.SUPPRESS)  # a training configuration, as JSON
-    return p.parse_args()
-
-
-ARGS = _parse()
-if ARGS.threads:  # before torch starts its thread pool
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
-if ARGS.thp:  # torch backs CPU tensors of >= 2 MB with transparent huge pages
-    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from atlas.model.atlas_net import feature_projection  # noqa: E402
-from atlas.model.backproject import FeatureVolume  # noqa: E402
-
-GB = 1024**3
+    return p.parse_args(argv)
 
 
 # --- cameras -------------------------------------------------------------------------------
@@ -121,17 +117,13 @@ def ring_projections(
 # --- 1. back-projection ----------------------------------------------------------------------
 
 
-def sync() -> None:
-    """Wait for queued GPU work (a no-op on the CPU), so a wall time covers it."""
-    if ARGS.device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def original_backproject(shape, voxel_size, origin, projection, features):
     """The original ATLAS algorithm, written plainly: for each (item, view), project every
     voxel centre with a homogeneous matmul, round to the nearest pixel, gather the seen
     voxels' features into a dense (C, N) volume and add it to a running sum; mean =
     sum / count. Returns (B, C, X, Y, Z) mean and (B, 1, X, Y, Z) count."""
+    import torch
+
     b, v, c, h, w = features.shape
     dev = features.device
     axes = [torch.arange(s, dtype=torch.float32, device=dev) for s in shape]
@@ -156,47 +148,31 @@ def original_backproject(shape, voxel_size, origin, projection, features):
 
 
 def ours_backproject(shape, voxel_size, origin, projection, features, chunk):
+    from atlas.model.backproject import FeatureVolume
+
     vol = FeatureVolume(origin, voxel_size, shape, features.shape[2], mode="nearest")
     for start in range(0, features.shape[1], chunk):
         vol.add(features[:, start : start + chunk], projection[:, start : start + chunk])
     return vol.mean(), vol.count
 
 
-def best_time(fn, repeat: int):
-    """Best wall seconds, best CPU seconds (user + sys, all threads), the sys part of
-    that best CPU run, and ``fn``'s last result. CPU time is steadier than wall time
-    when another job shares the cores; sys is mostly page faults on fresh tensors."""
-    wall = cpu = sys_s = float("inf")
-    out = None
-    for _ in range(repeat):
-        out = None  # free the previous result before the next run
-        r0, c0, t0 = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            time.process_time(),
-            time.perf_counter(),
-        )
-        out = fn()
-        sync()
-        t, c = time.perf_counter() - t0, time.process_time() - c0
-        wall = min(wall, t)
-        if c < cpu:
-            cpu, sys_s = c, resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0.ru_stime
-    return wall, cpu, sys_s, out
+def bench_backproject(args: argparse.Namespace) -> None:
+    import torch
 
+    from atlas.model.atlas_net import feature_projection
 
-def bench_backproject() -> None:
-    shape = (64, 64, 32) if ARGS.quick else (256, 256, 96)
-    views = 2 if ARGS.quick else ARGS.views
-    repeat = 1 if ARGS.quick else ARGS.repeat
+    shape = (64, 64, 32) if args.quick else (256, 256, 96)
+    views = 2 if args.quick else args.views
+    repeat = 1 if args.quick else args.repeat
     voxel, channels, image, fmap = 0.04, 32, (320, 240), (80, 60)
-    dev = torch.device(ARGS.device)
+    dev = torch.device(args.device)
     origin = torch.full((1, 3), voxel / 2, device=dev)
     P = ring_projections(views, np.zeros(3), np.array(shape) * voxel, image)
     projection = feature_projection(torch.tensor(P, dtype=torch.float32), image, fmap)[None]
     projection = projection.to(dev)
     g = torch.Generator().manual_seed(0)
     features = torch.randn(1, views, channels, fmap[1], fmap[0], generator=g).to(dev)
-    args = (shape, voxel, origin, projection, features)
+    inputs = (shape, voxel, origin, projection, features)
 
     print(
         f"\nback-projection: {shape[0]}x{shape[1]}x{shape[2]} voxels of {voxel} m, C={channels}, "
@@ -206,11 +182,15 @@ def bench_backproject() -> None:
         f"cpu = user + sys"
     )
     with torch.no_grad():
-        *t_orig, (m_orig, c_orig) = best_time(lambda: original_backproject(*args), repeat)
+        t_orig, (m_orig, c_orig) = best_of(
+            lambda: original_backproject(*inputs), repeat, args.device
+        )
         rows = [("original ATLAS (per-view loop, dense volume)", t_orig, "")]
         for chunk in (views, 1):
             label = f"ours, FeatureVolume, {chunk} view{'s' * (chunk > 1)} per add()"
-            *t, (m, c) = best_time(lambda chunk=chunk: ours_backproject(*args, chunk), repeat)
+            t, (m, c) = best_of(
+                lambda chunk=chunk: ours_backproject(*inputs, chunk), repeat, args.device
+            )
             dm = (m - m_orig).abs()
             bad = int(((c != c_orig) | (dm > 1e-5).any(1, keepdim=True)).sum())
             diff = f"{dm.max().item():>10.2e} {(c - c_orig).abs().max().item():>11.0f} {bad:>7}"
@@ -222,11 +202,11 @@ def bench_backproject() -> None:
         f"{'method':<46} {'wall ms':>8} {'cpu ms':>7} {'sys ms':>7} {'speed-up':>8} "
         f"{'cpu':>6} {'max|dmean|':>10} {'max|dcount|':>11} {'differ':>7}"
     )
-    for label, (wall, cpu, sys_s), diff in rows:
+    for label, t, diff in rows:
         print(
-            f"{label:<46} {1000 * wall / views:>8.1f} {1000 * cpu / views:>7.1f} "
-            f"{1000 * sys_s / views:>7.1f} {t_orig[0] / wall:>7.2f}x {t_orig[1] / cpu:>5.2f}x "
-            f"{diff}"
+            f"{label:<46} {1000 * t.wall / views:>8.1f} {1000 * t.cpu / views:>7.1f} "
+            f"{1000 * t.sys / views:>7.1f} {t_orig.wall / t.wall:>7.2f}x "
+            f"{t_orig.cpu / t.cpu:>5.2f}x {diff}"
         )
     print(
         "differ: voxels whose count or mean differs from the original's (a float32 rounding "
@@ -256,6 +236,8 @@ def load_module_config(name: str) -> dict:
 
 def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> dict:
     """A batch with the keys of ``atlas.training.data`` (training crops: origin 0)."""
+    import torch
+
     from atlas.readers.prepared import scale_key
 
     g = torch.Generator().manual_seed(0)
@@ -283,13 +265,16 @@ def synthetic_batch(spec: dict, voxel_sizes: tuple[float, ...], prior: bool) -> 
     return batch
 
 
-def train_child(spec: dict) -> dict:
+def train_child(spec: dict, device: str) -> dict:
     """Runs in its own process: build the module, time ``spec['steps']`` training steps
-    after ``spec['warmup']`` untimed ones; returns times and the peak RSS."""
+    after ``spec['warmup']`` untimed ones on ``device``; returns their times (seconds),
+    the peak memory (GB) and the model's size."""
+    import torch
+
     from atlas.training.lightning import ATLASModule
 
     torch.manual_seed(0)
-    dev = torch.device(ARGS.device)
+    dev = torch.device(device)
     kwargs = load_module_config(spec["config"])
     module = ATLASModule(**kwargs).to(dev)
     module.train()
@@ -297,70 +282,61 @@ def train_child(spec: dict) -> dict:
     batch = synthetic_batch(spec, cfg.voxel_sizes, cfg.net.prior == "stereo")
     batch = {k: v.to(dev) for k, v in batch.items()}
     opt = torch.optim.Adam(module.parameters(), lr=kwargs.get("lr", 1e-3))
-    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    model_gb = rss_gb()
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda")
     times, forward, cpu = [], [], []
     for step in range(spec["warmup"] + spec["steps"]):
-        t, c = time.perf_counter(), time.process_time()
-        with autocast:
-            loss, _, _, _ = module.losses(batch)
-        sync()
-        t_fwd = time.perf_counter() - t
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync()
+        with timed(device) as total:
+            with timed(device) as fwd, autocast:
+                loss, _, _, _ = module.losses(batch)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         if step >= spec["warmup"]:
-            times.append(time.perf_counter() - t)
-            forward.append(t_fwd)
-            cpu.append(time.process_time() - c)
+            times.append(total.wall)
+            forward.append(fwd.wall)
+            cpu.append(total.cpu)
     return {
         "times": times,
         "forward": forward,
         "cpu": cpu,
-        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
-        "cuda_peak_gb": torch.cuda.max_memory_allocated() / GB if dev.type == "cuda" else None,
-        "model_gb": rss_model / GB,
+        "peak_gb": rss_gb(),
+        "cuda_peak_gb": cuda_peak_gb(device),
+        "model_gb": model_gb,
         "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
         "loss": loss.item(),
         "threads": torch.get_num_threads(),
     }
 
 
-def run_child(spec: dict) -> dict:
+def run_child(spec: dict, args: argparse.Namespace) -> dict:
     """``spec`` in a fresh interpreter with an address-space limit of --mem-limit-gb (an
     allocation beyond it fails there instead of pushing this machine into swap)."""
-    limit = int(ARGS.mem_limit_gb * GB)
+    limit = int(args.mem_limit_gb * GB)
 
     def cap() -> None:
-        if ARGS.device == "cpu":  # CUDA reserves far more address space than it uses
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    cmd = [sys.executable, __file__, "--child", json.dumps(spec), "--device", ARGS.device]
-    cmd += ["--threads", str(ARGS.threads)] if ARGS.threads else []
-    cmd += ["--thp"] if ARGS.thp else []
-    t = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=ARGS.timeout, preexec_fn=cap, cwd=ROOT
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"not done in {ARGS.timeout} s", "gpu": True}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-    if "allocate" in last[0] or "bad_alloc" in last[0] or proc.returncode < 0:
+    cmd = [__file__, "--child", json.dumps(spec), "--device", args.device]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--thp"] if args.thp else []
+    # on CUDA no cap: CUDA reserves far more address space than it uses
+    run = run_python(cmd, args.timeout, preexec_fn=cap if args.device == "cpu" else None)
+    if run.timed_out:
+        return {"error": f"not done in {args.timeout} s", "gpu": True}
+    if run.result is not None:
+        return run.result
+    last = run.last_line()
+    if "allocate" in last or "bad_alloc" in last or run.returncode < 0:
         return {
-            "error": f"over the {ARGS.mem_limit_gb:g} GB limit after "
-            f"{time.perf_counter() - t:.0f} s",
+            "error": f"over the {args.mem_limit_gb:g} GB limit after {run.wall:.0f} s",
             "gpu": True,
         }
-    return {"error": last[0][:120], "gpu": False}
+    return {"error": last[:120], "gpu": False}
 
 
-def bench_train() -> None:
-    q = ARGS.quick
+def bench_train(args: argparse.Namespace) -> None:
+    q = args.quick
     cpu = {
         "name": "CPU recipe (cpu.yaml)",
         "config": "cpu",
@@ -369,26 +345,26 @@ def bench_train() -> None:
         "frames": 2 if q else 12,
         "image": (64, 48) if q else (160, 120),
         "warmup": 1,
-        "steps": 1 if q else ARGS.steps,
+        "steps": 1 if q else args.steps,
     }
     atlas = {
         "name": "ATLAS (atlas.yaml)",
         "config": "atlas",
         "batch": 1,
         "crop": (32, 32, 16) if q else (160, 160, 64),
-        "frames": 2 if q else ARGS.atlas_frames,
+        "frames": 2 if q else args.atlas_frames,
         "image": (128, 96) if q else (640, 480),
         # on the CPU one cold step (minutes); on a GPU warm steps as for the CPU recipe
-        "warmup": int(ARGS.device != "cpu"),
-        "steps": 1 if ARGS.device == "cpu" else ARGS.steps,
+        "warmup": int(args.device != "cpu"),
+        "steps": 1 if args.device == "cpu" else args.steps,
     }
     quarter = dict(atlas, name="ATLAS, 1/4 of the crop", crop=(16, 16, 16) if q else (80, 80, 64))
-    specs = [cpu] + ([] if "atlas" in ARGS.skip else [atlas, quarter])
+    specs = [cpu] + ([] if "atlas" in args.skip else [atlas, quarter])
     print(
         f"\ntraining steps (losses + backward + Adam) on synthetic batches, one subprocess "
-        f"each, on {ARGS.device}"
-        + (f", address space capped at {ARGS.mem_limit_gb:g} GB" if ARGS.device == "cpu" else "")
-        + "; peak = ru_maxrss (and the CUDA allocator's peak)"
+        f"each, on {args.device}"
+        + (f", address space capped at {args.mem_limit_gb:g} GB" if args.device == "cpu" else "")
+        + "; peak = peak resident set, VmHWM (and the CUDA allocator's peak)"
     )
     print(
         f"{'configuration':<24} {'batch':>5} {'crop':>10} {'frames':>6} {'image':>7} "
@@ -396,7 +372,7 @@ def bench_train() -> None:
         f"{'cuda GB':>7}  note"
     )
     for spec in specs:
-        r = run_child(spec)
+        r = run_child(spec, args)
         crop = "x".join(map(str, spec["crop"]))
         image = "x".join(map(str, spec["image"]))
         head = f"{spec['name']:<24} {spec['batch']:>5} {crop:>10} {spec['frames']:>6} {image:>7}"
@@ -414,7 +390,7 @@ def bench_train() -> None:
             note = "ONE step, no warm-up (first-call overhead included)"
         if spec["config"] == "atlas" and not q:
             note += f"; {spec['frames']} of ATLAS' 50 frames"
-        if ARGS.device == "cpu" and (np.mean(times) > 30 or r["peak_gb"] > 8):
+        if args.device == "cpu" and (np.mean(times) > 30 or r["peak_gb"] > 8):
             note += "; GPU needed"
         cuda_gb = f"{r['cuda_peak_gb']:>7.2f}" if r["cuda_peak_gb"] is not None else f"{'-':>7}"
         print(
@@ -425,23 +401,27 @@ def bench_train() -> None:
         sys.stdout.flush()
 
 
-def main() -> None:
-    if ARGS.child:
-        torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
-        print("RESULT " + json.dumps(train_child(json.loads(ARGS.child))))
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.thp:  # torch backs CPU tensors of >= 2 MB with transparent huge pages
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"  # before torch is loaded
+    threads = set_threads(args.threads)
+    if args.child:
+        emit_result(train_child(json.loads(args.child), args.device))
         return
-    torch.set_num_threads(ARGS.threads or os.cpu_count() or 1)
+    import torch
+
     print(
-        f"model benchmark: torch {torch.__version__} on {ARGS.device}"
-        + (f" ({torch.cuda.get_device_name()})" if ARGS.device.startswith("cuda") else "")
-        + f", torch threads {torch.get_num_threads()}"
-        f" of {os.cpu_count()} cores{', huge pages' if ARGS.thp else ''}"
-        f"{', quick' if ARGS.quick else ''}"
+        f"model benchmark: torch {torch.__version__} on {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
+        + f", torch threads {threads}"
+        f" of {os.cpu_count()} cores{', huge pages' if args.thp else ''}"
+        f"{', quick' if args.quick else ''}"
     )
-    if "backproject" not in ARGS.skip:
-        bench_backproject()
-    if "train" not in ARGS.skip:
-        bench_train()
+    if "backproject" not in args.skip:
+        bench_backproject(args)
+    if "train" not in args.skip:
+        bench_train(args)
 
 
 if __name__ == "__main__":

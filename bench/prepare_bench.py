@@ -12,19 +12,20 @@ read twice over (frames 500-999 repeat 0-499); without them, a synthetic room.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN_SCENES = ROOT.parent / "shared" / "data" / "7scenes-dev"
+if not __package__:  # run as a script (python bench/prepare_bench.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import BENCH_DATA, SEVEN_SCENES, Open3DFusion, call_fresh, rss_gb, timed
 
 
 def make_reader(n_frames: int):
+    """The benchmark scene: the 7-Scenes dev frames (a synthetic room without them),
+    looped to ``n_frames`` frames."""
     from atlas.readers.frames import SceneReader
     from atlas.readers.scannet import ScanNetFolder
     from atlas.readers.seven_scenes import SevenScenesFolder
@@ -33,14 +34,19 @@ def make_reader(n_frames: int):
     if SEVEN_SCENES.is_dir():
         base: SceneReader = SevenScenesFolder(SEVEN_SCENES)
     else:
-        scene = ROOT / "data" / "bench" / "scans" / f"scene1000_{n_frames:02d}"[:12]
+        scene = BENCH_DATA / "scans" / f"scene1000_{n_frames:02d}"[:12]
         if not scene.exists():
             write_scene(scene, SceneConfig(seed=1000, n_frames=n_frames), progress=True)
         base = ScanNetFolder(scene)
+    return looped(base, n_frames)
+
+
+def looped(base, n_frames: int):
+    """``base``'s frames repeated until there are ``n_frames`` (frame i is base's
+    i mod len(base))."""
+    from atlas.readers.frames import SceneReader
 
     class Looped(SceneReader):
-        """``base``'s frames repeated until there are ``n_frames``."""
-
         def __init__(self) -> None:
             self.name = f"{base.name}-x{n_frames}"
             self.frame_ids = list(range(n_frames))
@@ -61,19 +67,19 @@ def make_reader(n_frames: int):
     return Looped()
 
 
-def _prepare_child(n_frames: int, out: str, queue) -> None:
+def prepare_child(n_frames: int, out: str) -> dict[str, float]:
+    """Prepare the scene into ``out`` (meant for a fresh process): the seconds
+    ``prepare_scene`` took and the process's peak resident memory, GB."""
     from atlas.preparation.prepare import PrepareSettings, prepare_scene
 
     reader = make_reader(n_frames)
-    t = time.perf_counter()
-    prepare_scene(reader, out, PrepareSettings(align="auto"), "bench", "auto")
-    queue.put(time.perf_counter() - t)
+    with timed() as t:
+        prepare_scene(reader, out, PrepareSettings(align="auto"), "bench", "auto")
+    return {"seconds": t.wall, "peak_gb": rss_gb()}
 
 
 def fusion_part(reader, n_frames: int) -> tuple[float, float]:
     """Seconds for our three-resolution fusion and Open3D's, depth preloaded."""
-    import open3d as o3d
-    import open3d.core as o3c
     import torch
 
     from atlas.geometry import frustum_bounds
@@ -91,40 +97,21 @@ def fusion_part(reader, n_frames: int) -> tuple[float, float]:
         for d, T in zip(tensors[:3], poses[:3], strict=True):
             f.integrate(d, K, T)
     fusions = _multi_scale_fusions(lo, hi, settings)
-    t = time.perf_counter()
-    for d, T in zip(tensors, poses, strict=True):
-        for f in fusions:
-            f.integrate(d, K, T)
-    ours = time.perf_counter() - t
-    intr = o3c.Tensor(K, o3c.float64)
-    images = [o3d.t.geometry.Image(o3c.Tensor(d)) for d in depths]
-    extrs = [o3c.Tensor(np.linalg.inv(T), o3c.float64) for T in poses]
-    grids = [
-        o3d.t.geometry.VoxelBlockGrid(
-            attr_names=("tsdf", "weight"),
-            attr_dtypes=(o3c.float32, o3c.float32),
-            attr_channels=((1), (1)),
-            voxel_size=vs,
-            block_resolution=8,
-            block_count=60000,
-            device=o3c.Device("CPU:0"),
-        )
-        for vs in settings.voxel_sizes
-    ]
-    t = time.perf_counter()
-    for img, extr in zip(images, extrs, strict=True):
-        for g in grids:
-            coords = g.compute_unique_block_coordinates(
-                img, intr, extr, 1.0, settings.max_depth, 3.0
-            )
-            g.integrate(coords, img, intr, extr, 1.0, settings.max_depth, 3.0)
-    return ours, time.perf_counter() - t
+    with timed() as ours:
+        for d, T in zip(tensors, poses, strict=True):
+            for f in fusions:
+                f.integrate(d, K, T)
+    peer = Open3DFusion(depths, K, poses, depth_scale=1.0, max_depth=settings.max_depth)
+    grids = [peer.grid(vs, block_count=60000) for vs in settings.voxel_sizes]
+    with timed() as theirs:
+        peer.integrate(grids)
+    return ours.wall, theirs.wall
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=1000)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     import torch
 
     reader = make_reader(args.frames)
@@ -133,21 +120,14 @@ def main() -> None:
         f"{reader.depth_size[0]}x{reader.depth_size[1]}, voxel sizes 4/8/16 cm, "
         f"torch threads {torch.get_num_threads()}"
     )
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    with tempfile.TemporaryDirectory() as out:
-        t = time.perf_counter()
-        child = ctx.Process(target=_prepare_child, args=(args.frames, out, queue))
-        child.start()
-        child.join()
-        wall = time.perf_counter() - t
-        if child.exitcode != 0:
-            raise SystemExit(f"preparation failed (exit code {child.exitcode})")
-        inner = queue.get()
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    with tempfile.TemporaryDirectory() as out, timed() as process:
+        try:
+            child = call_fresh(prepare_child, args.frames, out)
+        except Exception as err:  # raised in the child, or the child died
+            raise SystemExit(f"preparation failed ({type(err).__name__}: {err})") from err
     print(
-        f"prepare_scene: {inner:.1f} s (process wall {wall:.1f} s incl. start-up and "
-        f"compile), peak memory {peak_gb:.2f} GB  [target < 60 s, < 4 GB]"
+        f"prepare_scene: {child['seconds']:.1f} s (process wall {process.wall:.1f} s incl. "
+        f"start-up and compile), peak memory {child['peak_gb']:.2f} GB  [target < 60 s, < 4 GB]"
     )
     ours, o3d_time = fusion_part(reader, args.frames)
     print(

@@ -37,7 +37,6 @@ exits with status 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -68,10 +67,12 @@ from atlas.readers.datasets import SevenScenesDataset
 from atlas.readers.prepared import PreparedSceneReader, is_prepared, load_index
 from atlas.stereo.pipeline import StereoConfig
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SEVEN_SCENES = Path(
-    os.environ.get("SEVEN_SCENES_ROOT", str(ROOT.parent / "shared" / "data" / "7scenes-dev"))
-)
+if not __package__:  # run as a script (python bench/real_data.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import harness
+from bench.harness import ROOT, SEVEN_SCENES, timed
+
+DEFAULT_SEVEN_SCENES = Path(os.environ.get("SEVEN_SCENES_ROOT", str(SEVEN_SCENES)))
 PROTOCOL_NAMES = ("atlas", "trimmed", "culled")
 MODEL, PRIOR, STEREO, FUSION = "model", "model's stereo prior", "stereo", "depth fusion"
 METRICS = (("acc", "acc"), ("comp", "comp"), ("prec", "prec"), ("recal", "recall"),
@@ -102,12 +103,12 @@ def prepare_ground_truth(raw: Path, prepared_root: Path) -> tuple[Path, bool]:
     scene_dir = prepared_root / name
     if is_prepared(scene_dir):
         index = load_index(scene_dir)
-        if float(index["voxel_sizes"][0]) != 0.04:
+        if float(index.voxel_sizes[0]) != 0.04:
             raise SystemExit(
-                f"{scene_dir} was prepared at {index['voxel_sizes'][0]} m, not 4 cm: "
+                f"{scene_dir} was prepared at {index.voxel_sizes[0]} m, not 4 cm: "
                 "remove it or name another folder with --prepared"
             )
-        log(f"ground truth: reusing {scene_dir} ({index['mesh_source']})")
+        log(f"ground truth: reusing {scene_dir} ({index.mesh_source})")
         return scene_dir, False
     log(f"ground truth: preparing {raw} -> {scene_dir} (fusing the Kinect depth)")
     summary = prepare_scene(opener(), prepared_root, PrepareSettings(), dataset.kind, dataset.up)
@@ -157,10 +158,10 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
     methods: dict[str, dict] = {}
 
     log(f"model: reconstructing {len(reader)} frames from RGB ({checkpoint or 'bundled'})")
-    t, c = time.perf_counter(), time.process_time()
     settings = MethodSettings(checkpoint, ModelInferenceConfig(), StereoConfig())
-    rec = reconstruct_scene(reader, "model", settings, device=device)  # prepared: aligned
-    seconds, cpu = time.perf_counter() - t, time.process_time() - c
+    with timed() as t:
+        rec = reconstruct_scene(reader, "model", settings, device=device)  # prepared: aligned
+    seconds, cpu = t.wall, t.cpu
     save_reconstruction(rec, out / "model")
     s = rec.summary
     methods[MODEL] = {"mesh": rec.mesh, "frames": s["frames_used"], "seconds": seconds,
@@ -173,9 +174,9 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
                           "seconds": prior_s, "voxel_size": rec.prior.voxel_size}  # fmt: skip
 
     log(f"stereo: plane-sweep stereo on {len(reader)} frames (no model)")
-    t, c = time.perf_counter(), time.process_time()
-    rec = reconstruct_scene(reader, "stereo", settings, device=device)
-    seconds, cpu = time.perf_counter() - t, time.process_time() - c
+    with timed() as t:
+        rec = reconstruct_scene(reader, "stereo", settings, device=device)
+    seconds, cpu = t.wall, t.cpu
     save_reconstruction(rec, out / "stereo")
     s = rec.summary
     methods[STEREO] = {"mesh": rec.mesh, "frames": s["keyframes"], "seconds": seconds,
@@ -185,11 +186,11 @@ def reconstruct(scan: Scan, checkpoint: str | None, out: Path, device: str) -> d
     b = BaselineConfig()
     frames = scan.frames  # every frame, as the RGB methods and the ground truth use
     log(f"depth fusion: the measured depth of {len(frames)} frames at {b.voxel_size} m")
-    t, c = time.perf_counter(), time.process_time()
-    mesh = fuse_depth_maps(
-        scan.depths(frames), scan.cameras(frames), b.voxel_size, b.trunc_voxels, b.max_depth
-    )
-    seconds, cpu = time.perf_counter() - t, time.process_time() - c
+    with timed() as t:
+        mesh = fuse_depth_maps(
+            scan.depths(frames), scan.cameras(frames), b.voxel_size, b.trunc_voxels, b.max_depth
+        )
+    seconds, cpu = t.wall, t.cpu
     methods[FUSION] = {"mesh": mesh, "frames": len(frames), "seconds": seconds, "cpu_seconds": cpu,
                        "voxel_size": b.voxel_size}  # fmt: skip
     log(f"depth fusion: {len(mesh.vertices)} vertices in {seconds:.1f} s")
@@ -345,13 +346,10 @@ def readme_table(methods: dict[str, dict]) -> str:
 def update_readme(path: Path, table_text: str) -> None:
     """Replace the block between the README's real-data markers with ``table_text``; a
     README without both markers is an error naming it."""
-    text = path.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise SystemExit(f"{path}: no '{README_START}' ... '{README_END}' block to update")
-    head = text[: start + len(README_START)]
-    with atomic_path(path) as tmp:
-        tmp.write_text(f"{head}\n{table_text}{text[end:]}")
+    try:
+        harness.replace_block(path, table_text, README_START, README_END)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def write_json(path: Path, scan: Scan, methods: dict[str, dict], facts: dict) -> None:
@@ -362,7 +360,7 @@ def write_json(path: Path, scan: Scan, methods: dict[str, dict], facts: dict) ->
         "scene": scan.reader.name,
         "frames": len(scan.reader),
         "eval_cameras": len(scan.indices),
-        "alignment": index["alignment"],
+        "alignment": index.alignment,
         "protocols": {p: {"threshold": PROTOCOLS[p]().threshold} for p in PROTOCOL_NAMES},
         "methods": {
             k: {
@@ -372,8 +370,7 @@ def write_json(path: Path, scan: Scan, methods: dict[str, dict], facts: dict) ->
             for k, m in methods.items()
         },
     }
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(json_safe(data), indent=1) + "\n")
+    harness.write_json(path, json_safe(data), indent=1)
 
 
 def save_picture(

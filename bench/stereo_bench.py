@@ -23,21 +23,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
-import resource
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-GT_CACHE = ROOT / "data" / "bench" / "stereo_gt"
-DOC = ROOT / "docs" / "benchmarks.md"
+if not __package__:  # run as a script (python bench/stereo_bench.py): make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import harness
+from bench.harness import BENCH_DATA, BENCHMARKS_MD, ROOT, SEVEN_SCENES, SHARED_DATA, timed
+
+GT_CACHE = BENCH_DATA / "stereo_gt"
+DOC = BENCHMARKS_MD
 JSON_OUT = ROOT / "docs" / "stereo_bench.json"
-START, END = "<!-- stereo_bench:start -->", "<!-- stereo_bench:end -->"
+START, END = harness.block_markers("stereo_bench")
 SCENES = ("synthetic", "scannet", "7scenes")
 
 
@@ -48,16 +49,15 @@ def open_reader(scene: str):
     from atlas.synthetic.generate import SceneConfig, write_scene
 
     if scene == "synthetic":
-        path = ROOT / "data" / "bench" / "scans" / "scene0000_00"
+        path = BENCH_DATA / "scans" / "scene0000_00"
         if not path.exists():  # shared with bench/fusion_bench.py
             write_scene(path, SceneConfig(seed=0, n_frames=300), progress=True)
         return ScanNetFolder(path)
     if scene == "scannet":
-        path = SHARED / "scannet-dev" / "scans" / "scene0000_00"
+        path = SHARED_DATA / "scannet-dev" / "scans" / "scene0000_00"
         return ScanNetFolder(path) if path.is_dir() else None
     if scene == "7scenes":
-        path = SHARED / "7scenes-dev"
-        return SevenScenesFolder(path) if path.is_dir() else None
+        return SevenScenesFolder(SEVEN_SCENES) if SEVEN_SCENES.is_dir() else None
     raise ValueError(f"unknown scene {scene!r}; choose from {SCENES}")
 
 
@@ -132,11 +132,11 @@ def run_one(scene: str, preset: str) -> dict | None:
     if reader is None:
         return None
     cfg = stereo_preset(preset)
-    t = time.perf_counter()
-    # align=none: scored in the capture's own frame, the frame of its ground truth.
-    rec = reconstruct_scene(reader, "stereo", MethodSettings(stereo=cfg), align="none")
-    seconds = time.perf_counter() - t
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    with timed() as t:
+        # align=none: scored in the capture's own frame, the frame of its ground truth.
+        rec = reconstruct_scene(reader, "stereo", MethodSettings(stereo=cfg), align="none")
+    seconds = t.wall
+    peak_gb = harness.rss_gb()
     write_ply(rec.mesh, mesh_path(scene, preset))
     mesh = mesh_metrics(rec.mesh, ground_truth(scene, reader))
     depth = keyframe_depth_metrics(reader, rec.depths)
@@ -189,9 +189,7 @@ def prepare_scene(scene: str) -> bool | None:
 
 def run_isolated(scene: str, preset: str) -> dict | None:
     """:func:`run_one` in a fresh process."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(run_one, (scene, preset))
+    return harness.call_fresh(run_one, scene, preset)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -212,12 +210,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def replace_block(path: Path, block: str) -> None:
     """Replace the text between the START and END markers of ``path`` with ``block``."""
-    text = path.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{path}: no {START} ... {END} block to replace")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    harness.replace_block(path, block, START, END)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,10 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     done: dict[str, list[str]] = {}
     for scene in args.scenes:
-        with multiprocessing.get_context("spawn").Pool(1) as pool:  # made once, not timed
-            if pool.apply(prepare_scene, (scene,)) is None:
-                print(f"{scene}: data not found, skipped")
-                continue
+        if harness.call_fresh(prepare_scene, scene) is None:  # made once, not timed
+            print(f"{scene}: data not found, skipped")
+            continue
         for preset in args.presets:
             row = run_isolated(scene, preset)
             if row is None:
@@ -256,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table(merged)
     print(table)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    JSON_OUT.write_text(json.dumps({"machine": machine, "rows": merged}, indent=2) + "\n")
+    harness.write_json(JSON_OUT, {"machine": machine, "rows": merged}, indent=2)
     replace_block(DOC, table)
 
 
