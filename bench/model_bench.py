@@ -35,17 +35,8 @@ import numpy as np
 
 if not __package__:  # run as a script (python bench/model_bench.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import (
-    GB,
-    ROOT,
-    best_of,
-    cuda_peak_gb,
-    emit_result,
-    rss_gb,
-    run_python,
-    set_threads,
-    timed,
-)
+from bench import harness
+from bench.harness import best_of, rss_gb, timed
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -223,7 +214,7 @@ def load_module_config(name: str) -> dict:
     ``_target_``: the keyword arguments of ``ATLASModule``."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(ROOT / "configs" / "model" / f"{name}.yaml")
+    cfg = OmegaConf.load(harness.ROOT / "configs" / "model" / f"{name}.yaml")
     parts = []
     for d in cfg.pop("defaults", []):
         parts.append(load_module_config(d) if d != "_self_" else cfg)
@@ -271,11 +262,11 @@ def train_child(spec: dict, device: str) -> dict:
     the peak memory (GB) and the model's size."""
     import torch
 
+    kwargs = load_module_config(spec["config"])  # a bad name fails before the slow import
     from atlas.training.lightning import ATLASModule
 
     torch.manual_seed(0)
     dev = torch.device(device)
-    kwargs = load_module_config(spec["config"])
     module = ATLASModule(**kwargs).to(dev)
     module.train()
     cfg = module.config
@@ -301,7 +292,7 @@ def train_child(spec: dict, device: str) -> dict:
         "forward": forward,
         "cpu": cpu,
         "peak_gb": rss_gb(),
-        "cuda_peak_gb": cuda_peak_gb(device),
+        "cuda_peak_gb": harness.cuda_peak_gb(device),
         "model_gb": model_gb,
         "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
         "loss": loss.item(),
@@ -312,7 +303,7 @@ def train_child(spec: dict, device: str) -> dict:
 def run_child(spec: dict, args: argparse.Namespace) -> dict:
     """``spec`` in a fresh interpreter with an address-space limit of --mem-limit-gb (an
     allocation beyond it fails there instead of pushing this machine into swap)."""
-    limit = int(args.mem_limit_gb * GB)
+    limit = int(args.mem_limit_gb * harness.GB)
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -321,7 +312,7 @@ def run_child(spec: dict, args: argparse.Namespace) -> dict:
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--thp"] if args.thp else []
     # on CUDA no cap: CUDA reserves far more address space than it uses
-    run = run_python(cmd, args.timeout, preexec_fn=cap if args.device == "cpu" else None)
+    run = harness.run_python(cmd, args.timeout, preexec_fn=cap if args.device == "cpu" else None)
     if run.timed_out:
         return {"error": f"not done in {args.timeout} s", "gpu": True}
     if run.result is not None:
@@ -405,9 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.thp:  # torch backs CPU tensors of >= 2 MB with transparent huge pages
         os.environ["THP_MEM_ALLOC_ENABLE"] = "1"  # before torch is loaded
-    threads = set_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     if args.child:
-        emit_result(train_child(json.loads(args.child), args.device))
+        harness.emit_result(train_child(json.loads(args.child), args.device))
         return
     import torch
 
