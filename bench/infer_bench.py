@@ -26,8 +26,9 @@
 
 Every measured case runs on the CPU, and again on CUDA when torch.cuda.is_available().
 Without a model file (--checkpoint, default the bundled atlas/model/weights/atlas_cpu.pt)
-a randomly initialised model of configs/model/cpu.yaml is used: the timings do not depend
-on the weights, except the mesh and colour steps (they depend on the surface found).
+a randomly initialised model of configs/model/resnet18_c16.yaml is used: the timings do
+not depend on the weights, except the mesh and colour steps (they depend on the surface
+found).
 
     python bench/infer_bench.py [--threads N] [--checkpoint PATH] [--device auto] [--quick]
 """
@@ -420,23 +421,25 @@ def run_case(spec: dict, opts: Settings) -> dict:
 
 def resolve_model(tmp: Path, checkpoint: str | None) -> tuple[str, str, bool]:
     """(model file for the subprocesses, how to describe it, whether it is random).
-    Without a file, a randomly initialised model of configs/model/cpu.yaml, saved to
-    ``tmp``."""
+    Without a file, a randomly initialised model of configs/model/resnet18_c16.yaml, saved
+    to ``tmp``."""
     path = Path(checkpoint) if checkpoint else BUNDLED
     if path.is_file():
         return str(path), str(path), False
     from omegaconf import OmegaConf
 
-    block = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "model" / "cpu.yaml"))
+    config = ROOT / "configs" / "model" / "resnet18_c16.yaml"
+    block = OmegaConf.to_container(OmegaConf.load(config))
     cfg = ModelConfig.from_dict(block["model"])
     torch.manual_seed(0)
     net = build_model(cfg, load_backbone_weights=False)
     out = save_model(net, cfg, tmp / "random_cpu.pt", card={"image_size": [160, 120]})
     print(
-        f"note: {path} not found: using a RANDOMLY INITIALISED model (configs/model/cpu.yaml, "
-        f"image size 160x120); timings do not depend on the weights, except mesh and colour"
+        f"note: {path} not found: using a RANDOMLY INITIALISED model "
+        f"(configs/model/resnet18_c16.yaml, image size 160x120); timings do not depend on "
+        f"the weights, except mesh and colour"
     )
-    return str(out), "random init, configs/model/cpu.yaml", True
+    return str(out), "random init, configs/model/resnet18_c16.yaml", True
 
 
 def hardware() -> dict:

@@ -7,12 +7,12 @@
    the time per frame of both, their ratio and the largest difference of their outputs.
 2. Training steps (``ATLASModule.losses``, backward, an Adam step) on synthetic batches
    shaped like the training data, each configuration in a fresh subprocess so its peak
-   memory (peak resident set, VmHWM) is its own: the CPU recipe (configs/model/cpu.yaml,
-   batch 2, 48x48x32 crops at 8 cm, 12 images of 160x120) and the ATLAS paper setting
-   (configs/model/atlas.yaml, batch 1, 160x160x64 at 4 cm, 640x480 images) with fewer
-   frames than its 50 and a single step, also on a quarter of the crop, under an
-   address-space limit so that a configuration too big for this machine is reported,
-   not run into swap.
+   memory (peak resident set, VmHWM) is its own: the CPU recipe
+   (configs/model/resnet18_c16.yaml, batch 2, 48x48x32 crops at 8 cm, 12 images of
+   160x120) and the ATLAS paper setting (configs/model/atlas.yaml, batch 1, 160x160x64
+   at 4 cm, 640x480 images) with fewer frames than its 50 and a single step, also on a
+   quarter of the crop, under an address-space limit so that a configuration too big
+   for this machine is reported, not run into swap.
 
 Wall and CPU (user + sys) times are printed: CPU time is the steadier figure when
 another job shares the cores. ``--thp`` lets torch back large CPU tensors with
@@ -329,8 +329,8 @@ def run_child(spec: dict, args: argparse.Namespace) -> dict:
 def bench_train(args: argparse.Namespace) -> None:
     q = args.quick
     cpu = {
-        "name": "CPU recipe (cpu.yaml)",
-        "config": "cpu",
+        "name": "CPU (resnet18_c16.yaml)",
+        "config": "resnet18_c16",
         "batch": 1 if q else 2,
         "crop": (16, 16, 16) if q else (48, 48, 32),
         "frames": 2 if q else 12,
