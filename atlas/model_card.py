@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     print(markdown_table(rows + means))
+    print(f"wrote {args.out}; run python docs/tables.py to regenerate the README's table")
 
 
 if __name__ == "__main__":

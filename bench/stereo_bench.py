@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     harness.write_json(JSON_OUT, {"machine": machine, "rows": merged}, indent=2)
     replace_block(DOC, table)
+    harness.refresh_readme_table()
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply
 from atlas.preparation.prepare import PrepareSettings, prepare_dataset, prepare_scene, shard_of
 from atlas.readers.datasets import ScanNetDataset, SevenScenesDataset
-from atlas.readers.prepared import frame_path, is_prepared, load_index, tsdf_name
+from atlas.readers.prepared import INDEX_VERSION, frame_path, is_prepared, load_index, tsdf_name
 from atlas.readers.scannet import ScanNetFolder
 from atlas.synthetic.generate import SceneConfig, generate_dataset
 from tests.conftest import SHARED_DATA
@@ -44,9 +45,9 @@ def test_prepared_ground_truth_matches_scene_mesh(small_dataset, tmp_path):
     out = tmp_path / SCENE
     assert summary["frames"] == 60 and is_prepared(out)
     index = load_index(out)
-    assert index["alignment"]["method"] == "none"
-    assert sorted(index["tsdf"]) == ["0.04", "0.08", "0.16"]
-    assert Path(index["frames"][5]["color"]).is_file()
+    assert index.version == INDEX_VERSION and index.alignment["method"] == "none"
+    assert sorted(index.tsdf) == ["0.04", "0.08", "0.16"]
+    assert Path(index.frames[5].color).is_file()
     fine = VoxelGrid.load(out / tsdf_name(0.04))
     metrics = mesh_metrics(extract_mesh(fine), read_ply(reader.gt_mesh_path))
     assert metrics["fscore"] >= 0.95, metrics
@@ -79,9 +80,9 @@ def test_non_finite_poses_are_skipped_exactly(tiny_dataset, tmp_path):
         ScanNetFolder(scene), tmp_path / "out", PrepareSettings(), "scannet", "none"
     )
     index = load_index(tmp_path / "out" / SCENE)
-    assert summary["skipped_frames"] == 3 and index["frames_skipped"] == 3
-    assert [f["frame_id"] for f in index["frames"] if not f["valid"]] == bad
-    assert all(f["pose"] is not None for f in index["frames"] if f["valid"])
+    assert summary["skipped_frames"] == 3 and index.frames_skipped == 3
+    assert [f.frame_id for f in index.frames if not f.valid] == bad
+    assert all(f.pose is not None for f in index.frames if f.valid)
 
 
 def test_scene_without_valid_frames_fails_cleanly(tiny_dataset, tmp_path):
@@ -158,8 +159,8 @@ def test_seven_scenes_prepare_gravity_aligned(tmp_path):
     summary = prepare_dataset(dataset, tmp_path, PrepareSettings())
     assert summary.done == ["7scenes-dev"]
     out = tmp_path / "7scenes-dev"
-    index = json.loads((out / "index.json").read_text())
-    assert index["alignment"]["method"] == "floor plane"
+    index = load_index(out)
+    assert index.alignment["method"] == "floor plane"
     mesh = read_ply(out / "mesh.ply")
     normals, areas = mesh.face_normals(), mesh.face_areas()
     centres = mesh.vertices[mesh.faces].mean(axis=1)
@@ -189,7 +190,7 @@ def test_corrupt_frame_fails_or_is_skipped_when_asked(tiny_dataset, tmp_path):
     )
     assert summary["unreadable_frames"] == 1 and summary["frames"] == 29
     index = load_index(tmp_path / "out" / SCENE)
-    assert [f["frame_id"] for f in index["frames"] if not f["valid"]] == [6]
+    assert [f.frame_id for f in index.frames if not f.valid] == [6]
 
 
 def test_label_map(tmp_path):
@@ -219,11 +220,11 @@ def test_prepare_from_sens_file(tmp_path):
     )
     assert summary.done == [SCENE], summary.failed
     index = load_index(tmp_path / "out" / SCENE)
-    assert index["frames_total"] == 30
-    frame = index["frames"][12]
-    assert frame["color"] == "frames/color/12.jpg"
-    for key in ("color", "depth"):
-        assert frame_path(tmp_path / "out" / SCENE, frame[key]).is_file()
+    assert index.frames_total == 30
+    frame = index.frames[12]
+    assert frame.color == "frames/color/12.jpg"
+    for recorded in (frame.color, frame.depth):
+        assert frame_path(tmp_path / "out" / SCENE, recorded).is_file()
 
 
 def test_aligned_reader_moves_poses_and_frames(tiny_dataset):
@@ -238,3 +239,34 @@ def test_aligned_reader_moves_poses_and_frames(tiny_dataset):
     frames = list(aligned.iter_frames([2, 7]))
     np.testing.assert_allclose(frames[1].pose, T @ reader.poses[7])
     np.testing.assert_array_equal(frames[0].color, reader.read_frame(2).color)
+
+
+def test_prepared_index_is_typed_and_versioned(tiny_dataset, tmp_path):
+    """The index reads back as typed fields; an older index (no version) still loads; a
+    newer version, an unknown or missing key, or a wrong type is an error naming the
+    file and the key."""
+    from atlas.readers.prepared import PreparedIndex
+
+    out = tmp_path / "out"
+    prepare_scene(
+        ScanNetFolder(tiny_dataset / "scans" / SCENE), out, PrepareSettings(), "scannet", "none"
+    )
+    path = out / SCENE / "index.json"
+    data = json.loads(path.read_text())
+    assert data["version"] == INDEX_VERSION
+    index = load_index(out / SCENE)
+    assert isinstance(index, PreparedIndex) and index.frames[0].frame_id == 0
+    assert index.to_json() == data
+    legacy = {k: v for k, v in data.items() if k != "version"}
+    assert PreparedIndex.from_json(legacy, path).version == 0
+    bad = {
+        "newer": ({**data, "version": INDEX_VERSION + 1}, "index version 2"),
+        "unknown": ({**data, "colour_size": [1, 2]}, "unknown index key 'colour_size'"),
+        "missing": ({k: v for k, v in data.items() if k != "K_depth"}, "has no 'K_depth'"),
+        "size": ({**data, "color_size": [64, "48"]}, "'color_size' must be [width, height]"),
+        "matrix": ({**data, "K_color": [[1, 0], [0, 1]]}, "'K_color' must be a 3x3 matrix"),
+    }
+    for name, (changed, message) in bad.items():
+        with pytest.raises(ValueError, match=re.escape(f"{path}: ")) as err:
+            PreparedIndex.from_json(changed, path)
+        assert message in str(err.value), name

@@ -47,11 +47,11 @@ def item_config(rotation: str) -> ItemConfig:
 def depth_points_in_item(item: dict, scene_dir) -> np.ndarray:
     """World (crop-frame) points of the item's depth maps, back-projected with its poses."""
     index = load_index(scene_dir)
-    by_id = {f["frame_id"]: f for f in index["frames"]}
-    K = np.array(index["K_depth"])
+    by_id = {f.frame_id: f for f in index.frames}
+    K = np.array(index.K_depth)
     pts = []
     for fid, pose in zip(item["frame_ids"].tolist(), item["poses"].numpy(), strict=True):
-        depth = read_depth(by_id[fid]["depth"])[::4, ::4]
+        depth = read_depth(by_id[fid].depth)[::4, ::4]
         v, u = np.nonzero(depth > 0)
         d = depth[v, u]
         cam = np.stack([(4 * u - K[0, 2]) / K[0, 0] * d, (4 * v - K[1, 2]) / K[1, 1] * d, d], -1)
@@ -134,8 +134,8 @@ def test_prepared_scene_opens_as_a_scene_for_inference(prepared):
     reader = open_scene(prepared / SCENE)
     index = load_index(prepared / SCENE)
     assert isinstance(reader, PreparedSceneReader)
-    assert len(reader) == len(index["frames"]) and reader.valid.all()
-    np.testing.assert_allclose(reader.poses[5], index["frames"][5]["pose"])
+    assert len(reader) == len(index.frames) and reader.valid.all()
+    np.testing.assert_allclose(reader.poses[5], index.frames[5].pose)
     frame = reader.read_frame(5)
     assert frame.color.shape[1::-1] == reader.color_size
     assert frame.depth.shape[::-1] == reader.depth_size and frame.depth.max() > 0.5

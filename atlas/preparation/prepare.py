@@ -34,7 +34,14 @@ from atlas.geometry.render import save_preview
 from atlas.io_utils import atomic_dir
 from atlas.readers.alignment import AlignedReader, estimate_alignment
 from atlas.readers.frames import SceneReader
-from atlas.readers.prepared import INDEX, is_prepared, prior_name, tsdf_name
+from atlas.readers.prepared import (
+    INDEX,
+    FrameEntry,
+    PreparedIndex,
+    is_prepared,
+    prior_name,
+    tsdf_name,
+)
 from atlas.stereo.pipeline import (
     StereoConfig,
     fuse_prior,
@@ -275,43 +282,35 @@ def _build(
     frames = []
     for i, frame_id in enumerate(reader.frame_ids):
         color, depth = files_of.get(i, (None, None))
-        frames.append(
-            {
-                "frame_id": frame_id,
-                "valid": bool(valid[i]),
-                "color": color,
-                "depth": depth,
-                "pose": poses[i].tolist() if valid[i] else None,
-            }
-        )
-    index = {
-        "scene": reader.name,
-        "dataset": dataset_kind,
-        "source": str(
-            getattr(reader, "scene_dir", getattr(reader, "folder", getattr(reader, "path", "")))
-        ),
-        "K_color": reader.K_color.tolist(),
-        "K_depth": reader.K_depth.tolist(),
-        "color_size": list(reader.color_size),
-        "depth_size": list(reader.depth_size),
-        "alignment": {
+        pose = poses[i].tolist() if valid[i] else None
+        frames.append(FrameEntry(int(frame_id), bool(valid[i]), color, depth, pose))
+    source = getattr(reader, "scene_dir", getattr(reader, "folder", getattr(reader, "path", "")))
+    index = PreparedIndex(
+        scene=reader.name,
+        dataset=dataset_kind,
+        source=str(reader.source or source),
+        K_color=reader.K_color.tolist(),
+        K_depth=reader.K_depth.tolist(),
+        color_size=list(reader.color_size),
+        depth_size=list(reader.depth_size),
+        alignment={
             "transform": T.tolist(),
             "method": alignment.method,
             "floor_inliers": alignment.floor_inliers,
         },
-        "voxel_sizes": list(settings.voxel_sizes),
-        "tsdf": {str(g.voxel_size): tsdf_name(g.voxel_size) for g in grids},
-        "tsdf_shape": {str(g.voxel_size): list(g.shape) for g in grids},
-        "origin": grids[0].origin.tolist(),
-        "prior": priors,
-        "mesh": "mesh.ply",
-        "mesh_source": mesh_source,
-        "frames_total": len(valid),
-        "frames_skipped": n_skipped,
-        "frames_unreadable": list(bad_frames.values()),
-        "frames": frames,
-    }
-    (tmp / INDEX).write_text(json.dumps(index, indent=1))
+        voxel_sizes=list(settings.voxel_sizes),
+        tsdf={str(g.voxel_size): tsdf_name(g.voxel_size) for g in grids},
+        tsdf_shape={str(g.voxel_size): list(g.shape) for g in grids},
+        origin=grids[0].origin.tolist(),
+        prior=priors,
+        mesh="mesh.ply",
+        mesh_source=mesh_source,
+        frames_total=len(valid),
+        frames_skipped=n_skipped,
+        frames_unreadable=list(bad_frames.values()),
+        frames=frames,
+    )
+    (tmp / INDEX).write_text(json.dumps(index.to_json(), indent=1))
     return {
         "scene": reader.name,
         "frames": int(valid.sum()),

@@ -6,6 +6,7 @@ frame, so inference can run on prepared datasets."""
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +51,139 @@ def frame_path(scene_dir: str | Path, recorded: str) -> Path:
     return path if path.is_absolute() else Path(scene_dir) / path
 
 
-def load_index(scene_dir: str | Path) -> dict:
-    """The index of a prepared scene (``ValueError`` naming the file when unreadable)."""
+INDEX_VERSION = 1  # version 0: indexes written before the field existed (same keys)
+
+
+@dataclass
+class FrameEntry:
+    """One frame of a prepared scene: frame_id (the dataset's), valid (finite pose),
+    color / depth (file paths, see :func:`frame_path`; None when not prepared), pose
+    ((4, 4) camera-to-world, metres, the prepared aligned frame; None when invalid)."""
+
+    frame_id: int
+    valid: bool
+    color: str | None
+    depth: str | None
+    pose: list[list[float]] | None
+
+
+@dataclass
+class PreparedIndex:
+    """A prepared scene's ``index.json``, typed (``version`` :data:`INDEX_VERSION`).
+
+    scene: name; dataset / source: where it came from; K_color, K_depth: (3, 3)
+    intrinsics; color_size, depth_size: (width, height) pixels; frames: every frame of
+    the recording, in order; mesh: the ground-truth mesh file; alignment: the
+    input -> aligned ``transform`` (4x4), its ``method`` and ``floor_inliers``;
+    voxel_sizes: metres, finest first; tsdf / prior: voxel size (as written by
+    ``str(float)``) -> file name; tsdf_shape: voxel size -> (X, Y, Z); origin: world
+    metres of voxel (0, 0, 0) of every grid; mesh_source: how the mesh was made;
+    frames_total / frames_skipped / frames_unreadable: counts and reasons."""
+
+    scene: str
+    K_color: list[list[float]]
+    K_depth: list[list[float]]
+    color_size: list[int]
+    depth_size: list[int]
+    frames: list[FrameEntry]
+    mesh: str = "mesh.ply"
+    version: int = INDEX_VERSION
+    dataset: str = ""
+    source: str = ""
+    alignment: dict = field(default_factory=dict)
+    voxel_sizes: list[float] = field(default_factory=list)
+    tsdf: dict[str, str] = field(default_factory=dict)
+    tsdf_shape: dict[str, list[int]] = field(default_factory=dict)
+    origin: list[float] = field(default_factory=list)
+    prior: dict[str, str] = field(default_factory=dict)
+    mesh_source: str = ""
+    frames_total: int = 0
+    frames_skipped: int = 0
+    frames_unreadable: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path) -> PreparedIndex:
+        """The index in ``data`` (parsed JSON); a ``ValueError`` naming ``path`` and the
+        key when a required key is missing, a key is unknown, a value has the wrong
+        type, or the version is newer than this code reads."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: corrupt index (a JSON object expected)")
+        data = {"version": 0, **data}
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown index key {unknown[0]!r} (not a prepared scene?)")
+        missing = [f.name for f in fields(cls) if f.name not in data and _required(f)]
+        if missing:
+            raise ValueError(f"{path}: the index has no {missing[0]!r}")
+        if not isinstance(data["version"], int) or data["version"] > INDEX_VERSION:
+            raise ValueError(
+                f"{path}: index version {data['version']!r}; this code reads versions up to "
+                f"{INDEX_VERSION}: prepare the scene again or update the code"
+            )
+        frames = data["frames"]
+        if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
+            raise ValueError(f"{path}: 'frames' must be a list of objects")
+        try:
+            entries = [FrameEntry(**f) for f in frames]
+        except TypeError as err:
+            raise ValueError(f"{path}: a frame entry is malformed ({err})") from None
+        index = cls(**{**data, "frames": entries})
+        index._check_types(path)
+        return index
+
+    def _check_types(self, path: Path) -> None:
+        def matrix(name: str, value: object) -> None:
+            try:
+                ok = np.asarray(value, dtype=np.float64).shape == (3, 3)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{path}: {name!r} must be a 3x3 matrix, got {value!r}")
+
+        if not isinstance(self.scene, str):
+            raise ValueError(f"{path}: 'scene' must be a name, got {self.scene!r}")
+        matrix("K_color", self.K_color)
+        matrix("K_depth", self.K_depth)
+        for name in ("color_size", "depth_size"):
+            size = getattr(self, name)
+            if not (
+                isinstance(size, list)
+                and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+            ):
+                raise ValueError(f"{path}: {name!r} must be [width, height] pixels, got {size!r}")
+        for f in self.frames:
+            if not isinstance(f.frame_id, int) or not isinstance(f.valid, bool):
+                raise ValueError(f"{path}: frame {f.frame_id!r}: bad frame_id or valid flag")
+            if f.valid and f.pose is not None:
+                try:
+                    ok = np.asarray(f.pose, dtype=np.float64).shape == (4, 4)
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    raise ValueError(f"{path}: frame {f.frame_id}: 'pose' must be a 4x4 matrix")
+
+    def to_json(self) -> dict:
+        """The JSON object written as ``index.json``."""
+        return asdict(self)
+
+
+def _required(f) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def load_index(scene_dir: str | Path) -> PreparedIndex:
+    """The typed index of a prepared scene (``ValueError`` naming the file when it is
+    unreadable or malformed, ``FileNotFoundError`` when there is none)."""
     path = Path(scene_dir) / INDEX
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: not a prepared scene (no index)") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: corrupt index ({err})") from None
+    return PreparedIndex.from_json(data, path)
 
 
 class PreparedSceneReader(SceneReader):
@@ -70,26 +195,24 @@ class PreparedSceneReader(SceneReader):
     def __init__(self, scene_dir: str | Path) -> None:
         self.dir = Path(scene_dir)
         index = load_index(self.dir)
-        self.name = index["scene"]
-        frames = index["frames"]
-        self.frame_ids = [f["frame_id"] for f in frames]
-        self.K_color = np.array(index["K_color"], dtype=np.float64)
-        self.K_depth = np.array(index["K_depth"], dtype=np.float64)
-        self.color_size = tuple(index["color_size"])
-        self.depth_size = tuple(index["depth_size"])
+        self.name = index.scene
+        frames = index.frames
+        self.frame_ids = [f.frame_id for f in frames]
+        self.K_color = np.array(index.K_color, dtype=np.float64)
+        self.K_depth = np.array(index.K_depth, dtype=np.float64)
+        self.color_size = tuple(index.color_size)
+        self.depth_size = tuple(index.depth_size)
         nan = np.full((4, 4), np.nan)
-        self._poses = np.array(
-            [np.array(f["pose"]) if f["valid"] and f["pose"] else nan for f in frames]
-        )
+        self._poses = np.array([np.array(f.pose) if f.valid and f.pose else nan for f in frames])
         # Every path the index names is checked now, before any work (see frame_path).
         self._files = [
             (
-                frame_path(self.dir, f["color"]) if f["color"] else None,
-                frame_path(self.dir, f["depth"]) if f["depth"] else None,
+                frame_path(self.dir, f.color) if f.color else None,
+                frame_path(self.dir, f.depth) if f.depth else None,
             )
             for f in frames
         ]
-        self._mesh = frame_path(self.dir, index["mesh"])
+        self._mesh = frame_path(self.dir, index.mesh)
 
     @property
     def poses(self) -> np.ndarray:

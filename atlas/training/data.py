@@ -85,29 +85,29 @@ class PreparedScene:
     def __init__(self, scene_dir: Path) -> None:
         self.dir = Path(scene_dir)
         self.index = load_index(self.dir)
-        self.name = self.index["scene"]
-        frames = [f for f in self.index["frames"] if f["valid"]]
+        self.name = self.index.scene
+        frames = [f for f in self.index.frames if f.valid]
         if not frames:
             raise ValueError(f"{self.dir}: no valid frames")
-        self.frame_ids = np.array([f["frame_id"] for f in frames])
-        self.colors = [frame_path(self.dir, f["color"]) for f in frames]
-        self.poses = np.array([f["pose"] for f in frames], dtype=np.float64)
-        self.K_color = np.array(self.index["K_color"])
-        self.color_size = tuple(self.index["color_size"])
+        self.frame_ids = np.array([f.frame_id for f in frames])
+        self.colors = [frame_path(self.dir, f.color) for f in frames]
+        self.poses = np.array([f.pose for f in frames], dtype=np.float64)
+        self.K_color = np.array(self.index.K_color)
+        self.color_size = tuple(self.index.color_size)
 
     def grid(self, voxel_size: float) -> VoxelGrid:
         """The ground truth at ``voxel_size`` (recently used grids stay loaded, a few
         scenes' worth, so memory stays bounded over a large dataset)."""
-        name = self.index["tsdf"].get(str(voxel_size))
+        name = self.index.tsdf.get(str(voxel_size))
         if name is None:
             raise ValueError(
-                f"{self.dir}: no ground truth at {voxel_size} m (has {sorted(self.index['tsdf'])})"
+                f"{self.dir}: no ground truth at {voxel_size} m (has {sorted(self.index.tsdf)})"
             )
         return _load_grid(self.dir / name)
 
     def prior(self, voxel_size: float) -> VoxelGrid:
         """The stereo prior at ``voxel_size`` (see ``PrepareSettings.prior_voxel_size``)."""
-        name = self.index.get("prior", {}).get(str(voxel_size))
+        name = self.index.prior.get(str(voxel_size))
         if name is None:
             raise ValueError(
                 f"{self.dir}: no stereo prior at {voxel_size} m; prepare with "
