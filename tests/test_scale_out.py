@@ -248,7 +248,7 @@ def test_prepare_multirun_shards_with_submitit_local(tmp_path):
             "data=synthetic",
             f"data.raw.root={raw}",
             f"out_dir={out}",
-            "voxel_sizes=[0.08,0.16,0.32]",
+            "voxel_sizes=[0.16,0.32,0.64]",  # coarse: quick
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=ROOT,
