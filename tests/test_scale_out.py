@@ -158,14 +158,21 @@ def ddp_runs(prepared, tmp_path_factory) -> dict:
     killed_output = (root / "killed.log").read_text()
     killed_at = checkpoint_step(last)
 
-    resumed = subprocess.run(
+    with subprocess.Popen(
         ddp_command(recorder, prepared, out, "ckpt_path=last"),
         cwd=ROOT,
         env={**NO_COMPILE, "ITEM_LOG": str(resumed_log)},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-    )
+        start_new_session=True,
+    ) as group:
+        try:
+            stdout, stderr = group.communicate(timeout=300)
+        except subprocess.TimeoutExpired:  # rank 1 too, or it waits in a collective
+            os.killpg(group.pid, signal.SIGKILL)
+            stdout, stderr = group.communicate()
+    resumed = subprocess.CompletedProcess(group.args, group.returncode, stdout, stderr)
     return {
         "out": out,
         "killed_output": killed_output,
