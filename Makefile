@@ -33,8 +33,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m atlas.demo
 
+# One pytest worker per core (pytest-xdist), each with one thread: the suite is many
+# small CPU-bound tests, which parallelise better across processes than within one.
 test: setup
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist worksteal tests
 
 bench: setup
 	for script in bench/*_bench.py; do $(PY) $$script || exit 1; done

@@ -80,9 +80,9 @@ def check_sensor_camera(reader: SceneReader, size: tuple[int, int]) -> None:
     if reader.K_depth is None or reader.depth_size is None:
         raise ValueError(f"{reader.name}: no depth frames for a sensor prior")
     w, h = size
-    K_colour = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
+    K_color = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
     K_depth = scale_intrinsics(reader.K_depth, w / reader.depth_size[0], h / reader.depth_size[1])
-    if not np.allclose(K_depth, K_colour, atol=1.0):
+    if not np.allclose(K_depth, K_color, atol=1.0):
         raise ValueError(f"{reader.name}: the depth camera is not the colour camera")
 
 

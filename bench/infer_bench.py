@@ -61,7 +61,7 @@ from atlas.model.inference import (
     reconstruct_volume,
     tiles,
 )
-from atlas.model.photo_consistency import ColourVariance
+from atlas.model.photo_consistency import ColorVariance
 from atlas.pipeline.methods import reconstruct_model
 from atlas.readers.frames import Frame, SceneReader
 from atlas.readers.scannet import ScanNetFolder
@@ -269,14 +269,14 @@ def case_room(spec: dict) -> dict:
             net.backbone(images[0, s : s + chunk])
 
     volumes: list[FeatureVolume] = []
-    colours: list[ColourVariance | None] = [None]
+    colors: list[ColorVariance | None] = [None]
 
     def features() -> None:
         volumes[:] = [new_volume()]  # allocation inside: reconstruct_volume's does it too
         net.feature_volume(images, proj, volumes[0])
-        if net.colour_variance:  # the colour channel is part of the model's input
-            colours[0] = ColourVariance(origin, grid.voxel_size, grid.shape, net.feature_mode)
-            colours[0].add(images, proj)
+        if net.color_variance:  # the colour channel is part of the model's input
+            colors[0] = ColorVariance(origin, grid.voxel_size, grid.shape, net.feature_mode)
+            colors[0].add(images, proj)
 
     with torch.no_grad():
         net.feature_volume(images[:, :chunk], proj[:, :chunk], new_volume())  # warm-up
@@ -286,11 +286,11 @@ def case_room(spec: dict) -> dict:
         seen = float((volume.count > 0).float().mean())
         if net.prior == "stereo":  # constants: see the module docstring
             prior = torch.ones((1, *grid.shape), device=device)
-            x = net.volume_input(volume, prior, prior < 0, colours[0])
+            x = net.volume_input(volume, prior, prior < 0, colors[0])
             del prior
         else:
-            x = net.volume_input(volume, colours=colours[0])
-        del volume, colours[:]
+            x = net.volume_input(volume, colors=colors[0])
+        del volume, colors[:]
         warm = x[..., : min(32, x.shape[2]), : min(32, x.shape[3]), :]
         run_3d(net, warm, icfg.chunk_voxels, icfg.chunk_margin)  # warm-up
         t_3d = best_of(

@@ -363,7 +363,7 @@ def save_picture(
     def f_of(name: str) -> str:
         return f"F@5cm {methods[name]['metrics']['atlas']['fscore']:.3f}"
 
-    def coloured(name: str) -> Mesh:
+    def colored(name: str) -> Mesh:
         mesh = methods[name]["mesh"]
         return Mesh(mesh.vertices, mesh.faces, distance_colors(distances[name], color_max))
 
@@ -371,9 +371,9 @@ def save_picture(
         [(f"model, from RGB ({f_of(MODEL)})", methods[MODEL]["mesh"]),
          (f"stereo, from RGB ({f_of(STEREO)})", methods[STEREO]["mesh"]),
          ("ground truth: Kinect depth fused at 4 cm", gt)],
-        [(f"model: error ({f_of(MODEL)})", coloured(MODEL)),
-         (f"stereo: error ({f_of(STEREO)})", coloured(STEREO)),
-         (f"depth fusion: error ({f_of(FUSION)})", coloured(FUSION))],
+        [(f"model: error ({f_of(MODEL)})", colored(MODEL)),
+         (f"stereo: error ({f_of(STEREO)})", colored(STEREO)),
+         (f"depth fusion: error ({f_of(FUSION)})", colored(FUSION))],
     ]  # fmt: skip
     renders = [[render_mesh(mesh, K, pose, width, height) for _, mesh in row] for row in rows]
     # One crop for every panel (they share the camera): the drawn pixels plus a margin,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ import pytest
 from atlas.geometry.mesh import Mesh
 from atlas.geometry.render import look_at
 from atlas.synthetic.generate import SceneConfig, generate_dataset
+
+# Kernels run eagerly in tests (and in the entry points they start, which inherit this):
+# torch.compile's warm-up costs tens of seconds per process on small inputs. The compiled
+# path is checked once, against eager, in tests/test_compile.py.
+os.environ.setdefault("ATLAS_COMPILE", "0")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -22,6 +28,19 @@ def small_dataset(tmp_path_factory) -> Path:
         root, 1, SceneConfig(seed=3, n_frames=60, width=320, height=240), progress=False
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def small_prepared(small_dataset, tmp_path_factory) -> tuple[Path, dict]:
+    """``small_dataset``'s scene prepared with the default settings (4/8/16 cm) and a 6 m
+    depth cut: (the prepared root, the preparation summary)."""
+    from atlas.preparation.prepare import PrepareSettings, prepare_scene
+    from atlas.readers.scannet import ScanNetFolder
+
+    out = tmp_path_factory.mktemp("prepared")
+    reader = ScanNetFolder(small_dataset / "scans" / "scene0000_00")
+    summary = prepare_scene(reader, out, PrepareSettings(max_depth=6.0), "scannet", "none")
+    return out, summary
 
 
 def orbit_poses(

@@ -119,7 +119,7 @@ def test_coarsen_keeps_the_surface():
         grid.coarsen(0.06)
 
 
-def test_colour_is_averaged():
+def test_color_is_averaged():
     wall = Mesh(
         np.array([[1.0, -2, -2], [1.0, 2, -2], [1.0, 2, 2], [1.0, -2, 2]]),
         np.array([[0, 1, 2], [0, 2, 3]]),
@@ -173,7 +173,7 @@ def test_bad_input_names_the_frame(depth, pose, message):
     assert torch.all(fusion.weight == 0)
 
 
-def test_colour_shape_mismatch_is_an_error():
+def test_color_shape_mismatch_is_an_error():
     fusion = TSDFFusion(np.zeros(3), (8, 8, 8), VOXEL, with_color=True)
     with pytest.raises(ValueError, match="f.png.*colour shape"):
         fusion.integrate(

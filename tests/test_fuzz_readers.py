@@ -231,7 +231,7 @@ FIRST_COLOUR = {
 
 @pytest.mark.parametrize("layout", list(FIRST_COLOUR))
 @pytest.mark.parametrize("damage", ["garbage", "header_only"])
-def test_unreadable_first_colour_image_is_named(samples, tmp_path, layout, damage):
+def test_unreadable_first_color_image_is_named(samples, tmp_path, layout, damage):
     """The scene's colour size comes from its first image's header: a damaged one was
     PIL's UnidentifiedImageError or a bare ``OSError: Truncated File Read``."""
     make, rel = FIRST_COLOUR[layout]

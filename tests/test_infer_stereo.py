@@ -1,7 +1,10 @@
-"""infer.py method=stereo: outputs, resumability, errors."""
+"""infer.py method=stereo: outputs, resumability, errors. Runs in-process (``run_main``)
+with cheap stereo settings: these tests are about the command and its outputs, not
+stereo quality (tests/test_stereo.py and bench/stereo_bench.py measure that)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,27 +13,29 @@ from pathlib import Path
 import numpy as np
 
 from atlas.geometry import VoxelGrid, read_ply
+from tests.conftest import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = "scene0000_00"
 
 
-def run_infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        # the fast preset: these tests are about the command's outputs, not stereo quality
-        [sys.executable, str(ROOT / "infer.py"), "method=stereo", "stereo=fast", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+# The fast preset with few keyframes (a quarter of the 60 frames) and 3 neighbours each.
+CHEAP = {"keyframe_translation": 0.3, "keyframe_rotation_deg": 30.0, "n_neighbours": 3}
+CHEAP_OVERRIDES = ["method=stereo", "stereo=fast", *(f"stereo.{k}={v}" for k, v in CHEAP.items())]
 
 
-def test_stereo_reconstruction_outputs(small_dataset, tmp_path):
+def cheap_stereo():
+    from atlas.stereo.presets import stereo_preset
+
+    return dataclasses.replace(stereo_preset("fast"), **CHEAP)
+
+
+def test_stereo_reconstruction_outputs(small_dataset, tmp_path, capsys):
     scene = small_dataset / "scans" / SCENE
-    result = run_infer(f"scene={scene}", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"scenes": 1, "failed": {}}
+    args = [*CHEAP_OVERRIDES, f"scene={scene}", f"out_dir={tmp_path}"]
+    code, stdout, lines = run_main("infer", args, capsys)
+    assert code == 0, lines
+    assert json.loads(stdout.strip().splitlines()[-1]) == {"scenes": 1, "failed": {}}
     out = tmp_path / SCENE
     assert sorted(p.name for p in out.iterdir()) == [
         "mesh.ply",
@@ -49,20 +54,25 @@ def test_stereo_reconstruction_outputs(small_dataset, tmp_path):
     assert summary["method"] == "stereo" and summary["keyframes"] > 5
     assert summary["alignment"]["method"] == "none"  # ScanNet layout: already Z-up
     assert VoxelGrid.load(out / "tsdf.npz").voxel_size == 0.04
-    again = run_infer(f"scene={scene}", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h")
-    assert again.returncode == 0 and "done already" in again.stdout
+    code, again, _ = run_main("infer", args, capsys)
+    assert code == 0 and "done already" in again
 
 
-def test_bad_inputs_fail_clearly(tmp_path):
-    missing = run_infer(
-        f"scene={tmp_path}/nope", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h"
-    )
-    assert missing.returncode == 1 and "nope: scene not found" in missing.stderr
+def test_bad_inputs_fail_clearly(tmp_path, capsys):
+    out = [f"out_dir={tmp_path}"]
+    code, _, lines = run_main("infer", [*CHEAP_OVERRIDES, f"scene={tmp_path}/nope", *out], capsys)
+    assert code == 1 and "nope: scene not found" in "\n".join(lines)
     empty = tmp_path / "empty"
     empty.mkdir()
-    unknown = run_infer(f"scene={empty}", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/h")
-    assert unknown.returncode == 1 and "not a scene folder in a known layout" in unknown.stderr
-    typo = run_infer("stereo.windw=5", f"hydra.run.dir={tmp_path}/h")
+    code, _, lines = run_main("infer", [*CHEAP_OVERRIDES, f"scene={empty}", *out], capsys)
+    assert code == 1 and "not a scene folder in a known layout" in "\n".join(lines)
+    typo = subprocess.run(  # a misspelt key stops the command itself (Hydra, before main)
+        [sys.executable, str(ROOT / "infer.py"), "stereo.windw=5", f"hydra.run.dir={tmp_path}/h"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert typo.returncode != 0 and "windw" in typo.stderr
     assert not (tmp_path / "nope").exists() and not np.any(
         [p.name.startswith(".") for p in tmp_path.iterdir()]
@@ -80,15 +90,14 @@ def test_snapshots_follow_the_frames_seen_so_far(small_dataset, tmp_path):
     from atlas.pipeline.scene import add_snapshots
     from atlas.readers.frames import SubsetReader
     from atlas.readers.scannet import ScanNetFolder
-    from atlas.stereo.presets import stereo_preset
 
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
 
-    def fast(reader):  # the fast preset: this test is about the snapshots, not quality
-        return reconstruct_stereo(reader, stereo_preset("fast"))
+    def cheap(reader):
+        return reconstruct_stereo(reader, cheap_stereo())
 
-    rec = fast(reader)
-    add_snapshots(rec, reader, fast, every=20)
+    rec = cheap(reader)
+    add_snapshots(rec, reader, cheap, every=20)
     assert [s["frames"] for s in rec.summary["snapshots"]] == [20, 40]
     sizes = [len(mesh.vertices) for _, mesh in rec.snapshots] + [len(rec.mesh.vertices)]
     assert sizes[0] > 500 and sizes == sorted(sizes), sizes
@@ -113,7 +122,7 @@ def test_snapshots_follow_the_frames_seen_so_far(small_dataset, tmp_path):
     assert (tmp_path / "out" / "snapshots.png").is_file()
 
     first = SubsetReader(reader, range(3))
-    short = reconstruct_stereo(first)
-    add_snapshots(short, first, reconstruct_stereo, every=1)
+    short = cheap(first)
+    add_snapshots(short, first, cheap, every=1)
     assert "skipped" in short.summary["snapshots"][0]  # one frame: no stereo pair
     assert short.summary["snapshots"][1]["frames"] == 2

@@ -42,7 +42,7 @@ def test_bad_npz_files_are_named(tmp_path):
         VoxelGrid.load(tmp_path / "absent.npz")
 
 
-def test_ply_round_trip_with_colours(tmp_path):
+def test_ply_round_trip_with_colors(tmp_path):
     rng = np.random.default_rng(1)
     mesh = Mesh(
         rng.normal(size=(50, 3)),

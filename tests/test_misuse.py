@@ -356,7 +356,7 @@ READERS: dict[str, Callable[[Path, Path], tuple[SceneReader, str]]] = {
 
 
 @pytest.mark.parametrize("kind", list(READERS))
-def test_colour_only_reads_never_open_the_depth(tiny_scene, tmp_path, kind):
+def test_color_only_reads_never_open_the_depth(tiny_scene, tmp_path, kind):
     reader, named = READERS[kind](tiny_scene, tmp_path)
     if named:  # the depth map is really broken, and reading it says which
         with pytest.raises(ValueError, match=named.replace(".", r"\.")):

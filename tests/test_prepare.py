@@ -39,10 +39,10 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return root
 
 
-def test_prepared_ground_truth_matches_scene_mesh(small_dataset, tmp_path):
+def test_prepared_ground_truth_matches_scene_mesh(small_dataset, small_prepared):
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
-    summary = prepare_scene(reader, tmp_path, PrepareSettings(max_depth=6.0), "scannet", "none")
-    out = tmp_path / SCENE
+    root, summary = small_prepared
+    out = root / SCENE
     assert summary["frames"] == 60 and is_prepared(out)
     index = load_index(out)
     assert index.version == INDEX_VERSION and index.alignment["method"] == "none"

@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from atlas.geometry import VoxelGrid
-from atlas.preparation.prepare import PrepareSettings, prepare_scene
 from atlas.readers.image_io import read_depth
 from atlas.readers.prepared import load_index
-from atlas.readers.scannet import ScanNetFolder
 from atlas.training.crops import sample_grid, smooth_displacement
 from atlas.training.data import ATLASDataModule, ItemConfig, SceneItems
 from atlas.training.resumable import ResumableSampler
@@ -22,16 +21,8 @@ SCENE = "scene0000_00"
 
 
 @pytest.fixture(scope="module")
-def prepared(small_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    prepare_scene(
-        ScanNetFolder(small_dataset / "scans" / SCENE),
-        out,
-        PrepareSettings(max_depth=6.0),
-        "scannet",
-        "none",
-    )
-    return out
+def prepared(small_prepared) -> Path:
+    return small_prepared[0]
 
 
 def item_config(rotation: str) -> ItemConfig:

@@ -3,7 +3,7 @@ stereo prior beside them, and a 3D network regressing the TSDF coarse to fine.
 
 Input channels of the 3D network, in order: the averaged features (C), a 0/1 channel
 "seen by at least one view", then with ``prior="stereo"`` the prior's TSDF (1 where
-unobserved) and its observed mask, then with ``colour_variance`` the views' colour
+unobserved) and its observed mask, then with ``color_variance`` the views' colour
 standard deviation (:mod:`atlas.model.photo_consistency`).
 """
 
@@ -14,7 +14,7 @@ from torch import nn
 
 from atlas.model.backbone import ResNetFPN
 from atlas.model.backproject import FeatureVolume
-from atlas.model.photo_consistency import ColourVariance
+from atlas.model.photo_consistency import ColorVariance
 from atlas.model.volume_net import ScaleOutput, VolumeNet
 
 PRIORS = ("stereo", "none")
@@ -40,7 +40,7 @@ class ATLASNet(nn.Module):
     """backbone: a :class:`ResNetFPN`; net: the :class:`VolumeNet` settings besides its
     input channels; prior: ``stereo`` or ``none``; feature_mode: ``bilinear`` or
     ``nearest`` back-projection; view_chunk: views through the backbone at a time;
-    colour_variance: also take the views' colour standard deviation per voxel."""
+    color_variance: also take the views' colour standard deviation per voxel."""
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class ATLASNet(nn.Module):
         semantic_classes: int = 0,
         view_chunk: int = 8,
         fine_blocks: int | None = None,
-        colour_variance: bool = False,
+        color_variance: bool = False,
     ) -> None:
         super().__init__()
         if prior not in PRIORS:
@@ -61,9 +61,9 @@ class ATLASNet(nn.Module):
         self.prior = prior
         self.feature_mode = feature_mode
         self.view_chunk = view_chunk
-        self.colour_variance = colour_variance
+        self.color_variance = color_variance
         in_channels = (
-            backbone.out_channels + 1 + (2 if prior == "stereo" else 0) + int(colour_variance)
+            backbone.out_channels + 1 + (2 if prior == "stereo" else 0) + int(color_variance)
         )
         self.net = VolumeNet(
             in_channels,
@@ -99,7 +99,7 @@ class ATLASNet(nn.Module):
         volume: FeatureVolume,
         prior_tsdf: torch.Tensor | None = None,
         prior_observed: torch.Tensor | None = None,
-        colours: ColourVariance | None = None,
+        colors: ColorVariance | None = None,
     ) -> torch.Tensor:
         """(B, in_channels, X, Y, Z): averaged features, seen mask, the prior
         (prior_tsdf, prior_observed: (B, X, Y, Z)) when the model takes one, and the
@@ -111,10 +111,10 @@ class ATLASNet(nn.Module):
                     "this model takes a stereo prior (model.prior=stereo), but none was given"
                 )
             parts += [prior_tsdf[:, None].float(), prior_observed[:, None].float()]
-        if self.colour_variance:
-            if colours is None:
+        if self.color_variance:
+            if colors is None:
                 raise ValueError("this model takes the views' colour variance, but none was given")
-            parts.append(colours.std())
+            parts.append(colors.std())
         return torch.cat(parts, 1)
 
     def forward(self, batch: dict) -> tuple[list[ScaleOutput], torch.Tensor]:
@@ -130,9 +130,9 @@ class ATLASNet(nn.Module):
             self.feature_mode,
         )
         self.feature_volume(batch["images"], batch["projection"], volume)
-        colours = None
-        if self.colour_variance:
-            colours = ColourVariance(batch["origin"], batch["voxel_size"], shape, self.feature_mode)
-            colours.add(batch["images"], batch["projection"])
-        x = self.volume_input(volume, batch.get("prior_tsdf"), batch.get("prior_observed"), colours)
+        colors = None
+        if self.color_variance:
+            colors = ColorVariance(batch["origin"], batch["voxel_size"], shape, self.feature_mode)
+            colors.add(batch["images"], batch["projection"])
+        x = self.volume_input(volume, batch.get("prior_tsdf"), batch.get("prior_observed"), colors)
         return self.net(x), volume.count

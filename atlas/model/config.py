@@ -26,7 +26,7 @@ class NetConfig:
     """channels: 3D network channels per scale, finest first; blocks: residual blocks
     per scale; fine_blocks: at the finest scale (default ``blocks``); prior: ``stereo``
     or ``none``; feature_mode: ``bilinear`` or ``nearest``; semantic_classes: 0 (off)
-    or e.g. 41 for NYU40; view_chunk: views per backbone pass; colour_variance: one more
+    or e.g. 41 for NYU40; view_chunk: views per backbone pass; color_variance: one more
     input channel, the standard deviation of the views' colours at each voxel
     (:mod:`atlas.model.photo_consistency`)."""
 
@@ -37,7 +37,7 @@ class NetConfig:
     feature_mode: str = "bilinear"
     semantic_classes: int = 0
     view_chunk: int = 8
-    colour_variance: bool = False
+    color_variance: bool = False
 
 
 @dataclass
@@ -54,7 +54,10 @@ class ModelConfig:
         """From plain dicts; unknown keys raise a TypeError naming them."""
         d = dict(d)
         backbone = BackboneConfig(**d.pop("backbone", {}))
-        net = NetConfig(**d.pop("net", {}))
+        net_d = dict(d.pop("net", {}))
+        if "colour_variance" in net_d:  # the key's spelling in model files before 2026-12
+            net_d["color_variance"] = net_d.pop("colour_variance")
+        net = NetConfig(**net_d)
         net.channels = tuple(net.channels)
         cfg = cls(backbone=backbone, net=net, **d)
         cfg.voxel_sizes = tuple(float(v) for v in cfg.voxel_sizes)
@@ -87,5 +90,5 @@ def build_model(cfg: ModelConfig, load_backbone_weights: bool = True) -> ATLASNe
         n.semantic_classes,
         n.view_chunk,
         n.fine_blocks,
-        n.colour_variance,
+        n.color_variance,
     )

@@ -4,7 +4,7 @@ The grid covers the chosen frames' frusta (clipped at ``max_depth``), so nothing
 cameras saw is clipped; its origin is a multiple of the coarsest voxel size, so
 translating every pose by whole coarse voxels translates the result exactly. Frames
 stream through the backbone ``view_chunk`` at a time and only their stride-4 features
-are kept (77 kB a frame at 160x120; a ``colour_variance`` model also keeps the 58 kB
+are kept (77 kB a frame at 160x120; a ``color_variance`` model also keeps the 58 kB
 uint8 image). The volume is processed in tiles in x and y (one
 when it fits ``chunk_voxels``): each tile, with ``chunk_margin`` voxels of context on
 every side, gets its own running feature sum and count from all frames, its network
@@ -30,7 +30,7 @@ from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
-from atlas.model.photo_consistency import ColourVariance
+from atlas.model.photo_consistency import ColorVariance
 from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.pipeline import (
     StereoConfig,
@@ -385,14 +385,14 @@ def views_touching_box(
 @dataclass
 class ViewChunk:
     """Up to ``view_chunk`` frames as the 3D part needs them: features (1, n, C, h, w)
-    and projection (1, n, 3, 4) world -> feature-map pixels; for a ``colour_variance``
-    model also colours (1, n, 3, H, W) uint8 and colour_projection (1, n, 3, 4) world ->
+    and projection (1, n, 3, 4) world -> feature-map pixels; for a ``color_variance``
+    model also colours (1, n, 3, H, W) uint8 and color_projection (1, n, 3, 4) world ->
     image pixels (else None)."""
 
     features: torch.Tensor
     projection: torch.Tensor
-    colours: torch.Tensor | None = None
-    colour_projection: torch.Tensor | None = None
+    colors: torch.Tensor | None = None
+    color_projection: torch.Tensor | None = None
 
 
 def frame_features(
@@ -404,7 +404,7 @@ def frame_features(
 ) -> list[ViewChunk]:
     """Backbone features of the frames, streamed ``view_chunk`` at a time. Kept for every
     frame (C * h * w floats each: 77 kB at 160x120, C = 16; plus the 58 kB uint8 image
-    for a ``colour_variance`` model) so each tile back-projects them without reading the
+    for a ``color_variance`` model) so each tile back-projects them without reading the
     images again."""
     w, h = image_size
     K = scale_intrinsics(reader.K_color, w / reader.color_size[0], h / reader.color_size[1])
@@ -414,9 +414,9 @@ def frame_features(
             projection = torch.tensor(K @ np.linalg.inv(poses)[:, :3], dtype=torch.float32)
             projection = projection[None].to(device)
             chunk = ViewChunk(*net.image_features(images.to(device), projection))
-            if net.colour_variance:
-                chunk.colours = (images * 255).round().to(torch.uint8).to(device)
-                chunk.colour_projection = projection
+            if net.color_variance:
+                chunk.colors = (images * 255).round().to(torch.uint8).to(device)
+                chunk.color_projection = projection
             out.append(chunk)
     return out
 
@@ -462,9 +462,9 @@ def reconstruct_volume(
         volume = FeatureVolume(
             origin, grid.voxel_size, shape, net.backbone.out_channels, net.feature_mode
         )
-        colours = None
-        if net.colour_variance:
-            colours = ColourVariance(origin, grid.voxel_size, shape, net.feature_mode)
+        colors = None
+        if net.color_variance:
+            colors = ColorVariance(origin, grid.voxel_size, shape, net.feature_mode)
         lo = torch.tensor(corner, dtype=torch.float32)
         hi = lo + grid.voxel_size * (torch.tensor(shape, dtype=torch.float32) - 1)
         for chunk in features:
@@ -473,17 +473,17 @@ def reconstruct_volume(
             if keep.any():
                 idx = torch.nonzero(keep).squeeze(1).to(feats.device)
                 volume.add(feats.index_select(1, idx), proj.index_select(1, idx))
-                if colours is not None:
-                    colours.add(
-                        chunk.colours.index_select(1, idx).float() / 255,
-                        chunk.colour_projection.index_select(1, idx),
+                if colors is not None:
+                    colors.add(
+                        chunk.colors.index_select(1, idx).float() / 255,
+                        chunk.color_projection.index_select(1, idx),
                     )
         prior = (
             (None, None)
             if prior_tsdf is None
             else (prior_tsdf[:, mx, my], prior_observed[:, mx, my])
         )
-        return net.volume_input(volume, *prior, colours), volume.count[0, 0] > 0
+        return net.volume_input(volume, *prior, colors), volume.count[0, 0] > 0
 
     with torch.no_grad():
         pred = predict_tiled(

@@ -17,7 +17,7 @@ from atlas.model.backproject import FeatureVolume
 UNMEASURED = 0.5  # the std of voxels fewer than two views see: the largest possible
 
 
-class ColourVariance:
+class ColorVariance:
     """Running colour statistics of views over a batch of volumes.
 
     origin: (B, 3) metres; voxel_size: metres (float or (B,)); shape: (X, Y, Z); mode:

@@ -101,7 +101,7 @@ def finish(
         "observed_voxels": int(grid.observed.sum()),
         "mesh_vertices": len(mesh.vertices),
         "mesh_upsample": mesh_upsample,
-        "seconds": {**seconds, "mesh": round(t1 - t0, 2), "colour": round(t2 - t1, 2)},
+        "seconds": {**seconds, "mesh": round(t1 - t0, 2), "color": round(t2 - t1, 2)},
     }
     if mesh.is_empty:
         summary["warning"] = (

@@ -48,7 +48,7 @@ class ATLASModule(pl.LightningModule):
     when the model has a semantic head; fscore_threshold: metres, validation F-score;
     init_weights: a model file or training checkpoint of the same architecture to start
     from (fine-tuning: fresh optimiser and schedule; ``ckpt_path`` resumption overrides
-    it), or of one without this model's trailing input channels (``colour_variance``),
+    it), or of one without this model's trailing input channels (``color_variance``),
     which then start at zero weight."""
 
     def __init__(
