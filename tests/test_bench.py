@@ -25,6 +25,7 @@ SCRIPTS = (
     "prepare_bench",
     "real_data",
     "stereo_bench",
+    "suite_bench",
 )
 K_PLANE = np.array([[60.0, 0.0, 31.5], [0.0, 60.0, 23.5], [0.0, 0.0, 1.0]])  # 64x48 pixels
 PLANE_Z = 1.5  # metres: the wall every stub camera faces
@@ -407,3 +408,15 @@ def test_bench_rule_of_the_makefile_runs_the_bench_scripts():
     assert "bench/*_bench.py" in rule
     scripts = sorted(p.stem for p in (root / "bench").glob("*_bench.py"))
     assert scripts == [s for s in SCRIPTS if s.endswith("_bench")]
+
+
+def test_suite_bench_reads_pytest_counts_and_writes_its_row():
+    bench = importlib.import_module("bench.suite_bench")
+    output = "....\ncases run: x\n861 passed, 3 skipped, 15 warnings in 241.20s (0:04:01)\n"
+    assert bench.parse_counts(output) == (861, 3)
+    assert bench.parse_counts("12 passed in 3.5s") == (12, 0)
+    with pytest.raises(ValueError, match="no pytest summary"):
+        bench.parse_counts("make: *** [test] Error 1")
+    row = {"setup_s": 95.2, "test_s": 241.2, "passed": 861, "skipped": 3}
+    text = bench.markdown({**row, "machine": "2 CPU cores", "commit": "abc1234", "date": "d"})
+    assert "| `make test` after it (861 passed, 3 skipped) | 241 |" in text
