@@ -42,8 +42,7 @@ from atlas.geometry import Mesh, extract_mesh, fuse_depth_frames, read_ply
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.render import save_preview
 from atlas.io_utils import atomic_path
-from atlas.model.checkpoint import load_model
-from atlas.model.inference import ModelInferenceConfig, PriorDepths, reconstruct_volume
+from atlas.model.inference import ModelInferenceConfig, PriorDepths
 from atlas.pipeline.methods import MethodSettings
 from atlas.pipeline.scene import reconstruct_scene
 from atlas.readers.alignment import AlignedReader, estimate_alignment
@@ -151,19 +150,17 @@ def evaluate(
 ) -> tuple[list[dict], list[dict]]:
     if prior_source not in PRIOR_SOURCES:
         raise ValueError(f"prior source {prior_source!r} is not one of {PRIOR_SOURCES}")
-    net, cfg, card = load_model(checkpoint)
-    image_size = tuple(card.get("image_size", (160, 120)))
-    infer_cfg = ModelInferenceConfig(rotations=rotations)
-    prior_depths = sensor_prior(prior_source)
+    infer_cfg = ModelInferenceConfig(rotations=rotations, mesh_upsample=mesh_upsample)
+    model = MethodSettings(checkpoint, infer_cfg, prior_depths=sensor_prior(prior_source))
     sensor = prior_source != "stereo"
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, None if sensor else seven_scenes):
         if sensor:  # fail here, not as an empty prior in inference
             check_sensor_camera(reader, infer_cfg.stereo.image_size)
-        pred = reconstruct_volume(reader, net, cfg, infer_cfg, image_size, "cpu", prior_depths)
-        meshes = {"model": extract_mesh(pred.grid, upsample=mesh_upsample)}
-        if pred.prior is not None:
-            meshes[f"{prior_source} prior"] = extract_mesh(pred.prior, upsample=mesh_upsample)
+        rec = reconstruct_scene(reader, "model", model)  # the readers here are Z-up already
+        meshes = {"model": rec.mesh}
+        if rec.prior is not None:
+            meshes[f"{prior_source} prior"] = extract_mesh(rec.prior, upsample=mesh_upsample)
         if stereo_method:
             try:
                 stereo = MethodSettings(stereo=StereoConfig())

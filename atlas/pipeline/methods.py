@@ -18,7 +18,7 @@ from tqdm import tqdm
 from atlas.geometry import fuse_depth_frames
 from atlas.geometry.marching_cubes import check_upsample
 from atlas.model.checkpoint import load_model
-from atlas.model.inference import ModelInferenceConfig, reconstruct_volume
+from atlas.model.inference import ModelInferenceConfig, PriorDepths, reconstruct_volume
 from atlas.pipeline.result import Reconstruction, SemanticLabels, finish, spread_frames
 from atlas.readers.frames import SceneReader
 from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
@@ -51,12 +51,15 @@ class FusionConfig:
 @dataclass
 class MethodSettings:
     """Every method's settings; a run uses those of its method. checkpoint: the model
-    file or training checkpoint of ``model`` (None: the bundled model)."""
+    file or training checkpoint of ``model`` (None: the bundled model); prior_depths:
+    where the model's prior depth maps come from (default stereo; the model card's
+    diagnostics pass the depth sensor's, see :data:`atlas.model.inference.PriorDepths`)."""
 
     checkpoint: str | Path | None = None
     model: ModelInferenceConfig = field(default_factory=ModelInferenceConfig)
     stereo: StereoConfig = field(default_factory=StereoConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    prior_depths: PriorDepths = stereo_depths
 
 
 def reconstruct_stereo(
@@ -84,15 +87,16 @@ def reconstruct_model(
     model: str | Path | None = None,
     cfg: ModelInferenceConfig | None = None,
     device: str = "cpu",
+    prior_depths: PriorDepths = stereo_depths,
 ) -> Reconstruction:
     """Reconstruct a posed RGB sequence with a trained model (a model file or training
-    checkpoint; default: the bundled model)."""
+    checkpoint; default: the bundled model), its prior fused from ``prior_depths``."""
     cfg = cfg or ModelInferenceConfig()
     cfg.check()  # before the work, not after it
     check_upsample(cfg.mesh_upsample)
     net, model_cfg, card = load_model(model, device)
     image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
-    pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device)
+    pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device, prior_depths)
     grid, facts = pred.grid, pred.facts
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
@@ -152,7 +156,9 @@ def reconstruct_fusion(
 Method = Callable[[SceneReader, MethodSettings, str], Reconstruction]
 
 METHODS: dict[str, Method] = {
-    "model": lambda reader, s, device: reconstruct_model(reader, s.checkpoint, s.model, device),
+    "model": lambda reader, s, device: reconstruct_model(
+        reader, s.checkpoint, s.model, device, s.prior_depths
+    ),
     "stereo": lambda reader, s, device: reconstruct_stereo(reader, s.stereo, device),
     "fusion": lambda reader, s, device: reconstruct_fusion(reader, s.fusion, device),
 }
