@@ -224,24 +224,13 @@ def test_bundled_model_beats_its_stereo_prior_on_an_unseen_room(scene):
 
 
 @pytest.mark.skipif(not SEVEN_SCENES.is_dir(), reason="../shared/data/7scenes-dev is absent")
-def test_infer_cli_on_raw_7scenes(tmp_path):
+def test_infer_cli_on_raw_7scenes(tmp_path, capsys):
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "infer.py",
-            f"scene={SEVEN_SCENES}",
-            f"out_dir={out}",
-            "model.frame_stride=10",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    overrides = [f"scene={SEVEN_SCENES}", f"out_dir={out}", "model.frame_stride=20"]
+    code, _, lines = run_main("infer", overrides, capsys)
+    assert code == 0, lines
     summary = json.loads((out / SEVEN_SCENES.name / "summary.json").read_text())
-    assert summary["method"] == "model" and summary["frames_used"] == 50
+    assert summary["method"] == "model" and summary["frames_used"] == 25
     assert summary["alignment"]["method"] != "none"
     assert summary["mesh_vertices"] > 1000
     for name in ("mesh.ply", "tsdf.npz", "preview.png"):
