@@ -12,6 +12,7 @@ from atlas.model.inference import ModelInferenceConfig
 from atlas.pipeline.methods import METHODS, FusionConfig
 from atlas.stereo.pipeline import StereoConfig, check_stereo_config, prior_stereo_config
 from atlas.stereo.presets import STEREO_PRESETS
+from atlas.validate import is_int_at_least
 
 
 @dataclass
@@ -111,10 +112,6 @@ def resolve_device(device: str) -> str:
     raise ValueError(f"device must be {DEVICES}, got {device!r}")
 
 
-def _int_at_least(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def check_infer_config(cfg: InferConfig) -> str:
     """Every setting of an ``infer.py`` run checked before its first scene (a
     ``ValueError`` naming the key); returns the torch device to use."""
@@ -128,7 +125,7 @@ def check_infer_config(cfg: InferConfig) -> str:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
     check_up(cfg.align, extra=("dataset",))
     check_frame(cfg.frame)
-    if not _int_at_least(cfg.snapshot_every, 0):
+    if not is_int_at_least(cfg.snapshot_every, 0):
         raise ValueError(
             f"snapshot_every must be a number of frames >= 0 (0: none), got {cfg.snapshot_every!r}"
         )

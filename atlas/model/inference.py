@@ -40,6 +40,7 @@ from atlas.stereo.pipeline import (
     stereo_depths,
 )
 from atlas.stereo.views import select_keyframes
+from atlas.validate import is_finite_number, is_int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -80,65 +81,64 @@ class ModelInferenceConfig:
         name, e.g. ``model.frame_stride``), so bad settings stop a run before its work
         (the stereo settings are checked by :func:`atlas.stereo.pipeline.check_stereo_config`)."""
         rules = [
-            ("frame_stride", self.frame_stride, "an integer >= 1", _is_int(self.frame_stride, 1)),
+            (
+                "frame_stride",
+                self.frame_stride,
+                "an integer >= 1",
+                is_int_at_least(self.frame_stride, 1),
+            ),
             (
                 "keyframe_translation",
                 self.keyframe_translation,
                 "a distance >= 0 (metres)",
-                _is_number(self.keyframe_translation) and self.keyframe_translation >= 0,
+                is_finite_number(self.keyframe_translation) and self.keyframe_translation >= 0,
             ),
             (
                 "keyframe_rotation_deg",
                 self.keyframe_rotation_deg,
                 "an angle >= 0 (degrees)",
-                _is_number(self.keyframe_rotation_deg) and self.keyframe_rotation_deg >= 0,
+                is_finite_number(self.keyframe_rotation_deg) and self.keyframe_rotation_deg >= 0,
             ),
             (
                 "max_depth",
                 self.max_depth,
                 "a distance > 0 (metres)",
-                _is_number(self.max_depth) and self.max_depth > 0,
+                is_finite_number(self.max_depth) and self.max_depth > 0,
             ),
-            ("chunk_voxels", self.chunk_voxels, "an integer >= 1", _is_int(self.chunk_voxels, 1)),
+            (
+                "chunk_voxels",
+                self.chunk_voxels,
+                "an integer >= 1",
+                is_int_at_least(self.chunk_voxels, 1),
+            ),
             (
                 "chunk_margin",
                 self.chunk_margin,
                 "a multiple of 4, >= 0",
-                _is_int(self.chunk_margin, 0) and self.chunk_margin % 4 == 0,
+                is_int_at_least(self.chunk_margin, 0) and self.chunk_margin % 4 == 0,
             ),
             ("rotations", self.rotations, "1, 2 or 4", self.rotations in (1, 2, 4)),
             (
                 "mesh_upsample",
                 self.mesh_upsample,
                 "an integer >= 1",
-                _is_int(self.mesh_upsample, 1),
+                is_int_at_least(self.mesh_upsample, 1),
             ),
             (
                 "image_size",
                 self.image_size,
                 "null or [width, height] in pixels, each >= 8",
                 self.image_size is None
-                or (len(self.image_size) == 2 and all(_is_int(v, 8) for v in self.image_size)),
+                or (
+                    len(self.image_size) == 2
+                    and all(is_int_at_least(v, 8) for v in self.image_size)
+                ),
             ),
         ]
         for name, value, rule, ok in rules:
             if not ok:
                 shown = list(value) if isinstance(value, tuple | list) else value
                 raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
-
-
-def _is_int(value, low: int) -> bool:
-    """``value`` is an integer (not a bool) >= ``low``."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
-
-
-def _is_number(value) -> bool:
-    """A finite real number (not a bool, not nan or inf)."""
-    return (
-        isinstance(value, int | float | np.number)
-        and not isinstance(value, bool)
-        and bool(np.isfinite(value))
-    )
 
 
 @dataclass

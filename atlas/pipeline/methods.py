@@ -5,7 +5,6 @@ already in the frame to reconstruct in (see :mod:`atlas.pipeline.scene`)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from atlas.model.inference import ModelInferenceConfig, PriorDepths, reconstruct
 from atlas.pipeline.result import Reconstruction, SemanticLabels, finish, spread_frames
 from atlas.readers.frames import SceneReader
 from atlas.stereo.pipeline import StereoConfig, fuse_stereo, stereo_depths
+from atlas.validate import is_finite_number, is_int_at_least
 
 
 @dataclass
@@ -39,13 +39,12 @@ class FusionConfig:
         """``ValueError`` naming the first setting out of range (``prefix`` + name)."""
         for name in ("voxel_size", "max_depth", "trunc_voxels"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not (is_finite_number(value) and value > 0):
                 raise ValueError(f"{prefix}{name} must be a positive number, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{prefix}{name} must be a positive number, got {value!r}")
-        stride = self.frame_stride
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"{prefix}frame_stride must be an integer >= 1, got {stride!r}")
+        if not is_int_at_least(self.frame_stride, 1):
+            raise ValueError(
+                f"{prefix}frame_stride must be an integer >= 1, got {self.frame_stride!r}"
+            )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.consistency import backproject, consistent_votes
 from atlas.stereo.plane_sweep import SweepConfig, plane_sweep, refine_depth
 from atlas.stereo.views import select_keyframes, select_neighbours
+from atlas.validate import is_int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +320,9 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
             "image_size",
             cfg.image_size,
             "[width, height] in pixels, each >= 8",
-            len(cfg.image_size) == 2 and all(_int_at_least(v, 8) for v in cfg.image_size),
+            len(cfg.image_size) == 2 and all(is_int_at_least(v, 8) for v in cfg.image_size),
         ),
-        ("n_neighbours", cfg.n_neighbours, "an integer >= 1", _int_at_least(cfg.n_neighbours, 1)),
+        ("n_neighbours", cfg.n_neighbours, "an integer >= 1", is_int_at_least(cfg.n_neighbours, 1)),
         ("neighbour_separation", cfg.neighbour_separation, ">= 0", cfg.neighbour_separation >= 0),
         ("keyframe_translation", cfg.keyframe_translation, ">= 0", cfg.keyframe_translation >= 0),
         (
@@ -336,25 +337,25 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
             "in (0, 90)",
             0 < cfg.neighbour_angle_deg < 90,
         ),
-        ("refine_scale", cfg.refine_scale, "an integer >= 1", _int_at_least(cfg.refine_scale, 1)),
+        ("refine_scale", cfg.refine_scale, "an integer >= 1", is_int_at_least(cfg.refine_scale, 1)),
         (
             "refine_hypotheses",
             cfg.refine_hypotheses,
             "an integer >= 3",
-            _int_at_least(cfg.refine_hypotheses, 3),
+            is_int_at_least(cfg.refine_hypotheses, 3),
         ),
         ("refine_range", cfg.refine_range, "> 0 (coarse planes)", cfg.refine_range > 0),
         (
             "refine_window",
             cfg.refine_window,
             "an integer >= 1",
-            _int_at_least(cfg.refine_window, 1),
+            is_int_at_least(cfg.refine_window, 1),
         ),
         (
             "min_support",
             cfg.min_support,
             "an integer in [0, 24]",
-            _int_at_least(cfg.min_support, 0) and cfg.min_support <= 24,
+            is_int_at_least(cfg.min_support, 0) and cfg.min_support <= 24,
         ),
         ("min_weight", cfg.min_weight, ">= 0", cfg.min_weight >= 0),
         ("consistency_views", cfg.consistency_views, ">= 0", cfg.consistency_views >= 0),
@@ -363,7 +364,7 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
         ("voxel_size", cfg.voxel_size, "> 0 (metres)", cfg.voxel_size > 0),
         ("trunc_voxels", cfg.trunc_voxels, "> 0", cfg.trunc_voxels > 0),
         ("max_depth", cfg.max_depth, "> 0 (metres)", cfg.max_depth > 0),
-        ("sweep.n_planes", sweep.n_planes, "an integer >= 2", _int_at_least(sweep.n_planes, 2)),
+        ("sweep.n_planes", sweep.n_planes, "an integer >= 2", is_int_at_least(sweep.n_planes, 2)),
         ("sweep.min_depth", sweep.min_depth, "> 0 (metres)", sweep.min_depth > 0),
         (
             "sweep.max_depth",
@@ -371,8 +372,8 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
             f"more than sweep.min_depth ({sweep.min_depth})",
             sweep.max_depth > sweep.min_depth,
         ),
-        ("sweep.window", sweep.window, "an integer >= 1", _int_at_least(sweep.window, 1)),
-        ("sweep.top_k", sweep.top_k, "an integer >= 1", _int_at_least(sweep.top_k, 1)),
+        ("sweep.window", sweep.window, "an integer >= 1", is_int_at_least(sweep.window, 1)),
+        ("sweep.top_k", sweep.top_k, "an integer >= 1", is_int_at_least(sweep.top_k, 1)),
         ("sweep.sgm_p1", sweep.sgm_p1, ">= 0", sweep.sgm_p1 >= 0),
         (
             "sweep.sgm_p2",
@@ -387,10 +388,6 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
         if not ok:
             shown = list(value) if isinstance(value, tuple | list) else value
             raise ValueError(f"{prefix}{name} must be {rule}, got {shown!r}")
-
-
-def _int_at_least(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def fuse_stereo(
