@@ -242,9 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write or not rows:
         print(markdown_table(rows))
         return
-    for scene, presets in done.items():
-        print(f"picture: {save_pictures(scene, presets)}")
     merged = merge_rows(json.loads(JSON_OUT.read_text())["rows"] if JSON_OUT.exists() else [], rows)
+    for scene in done:  # every preset with a row and a mesh, not only this run's
+        shown = [r["preset"] for r in merged if r["scene"] == scene]
+        shown = [p for p in shown if mesh_path(scene, p).is_file()]
+        print(f"picture: {save_pictures(scene, shown)}")
     table = markdown_table(merged)
     print(table)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

@@ -1,7 +1,7 @@
 """Named stereo settings: ``fast``, ``default`` and ``quality`` for ``method=stereo``
 (the Hydra group ``stereo``: ``infer.py method=stereo stereo=quality``), and the
 settings a model's prior is made with. ``docs/benchmarks.md`` has the measured
-quality and speed of ``fast`` and ``default`` (``quality`` is not measured yet)."""
+quality and speed of each (``bench/stereo_bench.py``)."""
 
 from __future__ import annotations
 
