@@ -88,6 +88,7 @@ def test_fusion_method_is_the_depth_fusion_reference(small_dataset):
     reader = ScanNetFolder(small_dataset / "scans" / SCENE)
     rec = reconstruct_scene(reader, "fusion", MethodSettings(fusion=FusionConfig(0.04)))
     assert rec.summary["method"] == "fusion" and rec.summary["alignment"]["method"] == "none"
+    assert rec.grid.world_from_grid is None  # not aligned: the grid is in the input frame
     assert rec.summary["frames_fused"] == int(reader.valid.sum())
     reference = fused_depth_mesh(reader)  # ScanNet is Z-up: no alignment, same grid
     np.testing.assert_allclose(rec.mesh.vertices, reference.vertices, atol=1e-6)

@@ -90,8 +90,8 @@ def reconstruct_scene(
         "transform": alignment.transform.tolist(),
         "frame": frame,
     }
-    if frame == "input":
-        to_input_frame(rec, alignment.transform)
+    if frame == "input" and not np.array_equal(alignment.transform, np.eye(4)):
+        to_input_frame(rec, alignment.transform)  # (nothing to move when not aligned)
     return rec
 
 
