@@ -42,7 +42,9 @@ class Reconstruction:
     prior: the stereo prior a model was given (same grid), if any; snapshots: (frames,
     mesh) of the sequence's first frames (see :func:`atlas.pipeline.scene.add_snapshots`);
     labels: semantic classes of a model with a semantic head, else None; depths: the
-    filtered keyframe depth maps of ``method=stereo`` (what was fused), else None."""
+    filtered keyframe depth maps of ``method=stereo`` (what was fused), else None.
+    The grids, labels and depth-map poses stay in the frame the scene was reconstructed
+    in; ``grid.world_from_grid`` says how to reach the input's frame when it differs."""
 
     name: str
     grid: VoxelGrid
