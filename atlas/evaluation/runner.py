@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -34,9 +34,6 @@ from atlas.evaluation.views import Views, fuse_depth_maps
 from atlas.evaluation.visibility import VisibilityMask
 from atlas.geometry.mesh import Mesh, read_ply, read_ply_header
 from atlas.geometry.voxel_grid import VoxelGrid
-
-if TYPE_CHECKING:
-    from atlas.readers.frames import SceneReader
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +53,29 @@ class SceneJob:
     visibility_mask: Path | None
 
 
+class Recording(Protocol):
+    """What evaluation reads of a recorded scene (a ``SceneReader`` has it): name;
+    poses (N, 4, 4) camera-to-world metres and valid (N,) bool; K_depth (3, 3) and
+    depth_size (width, height), None without depth; K_color and color_size; and
+    ``iter_frames(indices)`` yielding frames whose ``depth`` is (H, W) float32 metres."""
+
+    name: str
+    K_color: np.ndarray
+    K_depth: np.ndarray | None
+    color_size: tuple[int, int]
+    depth_size: tuple[int, int] | None
+
+    @property
+    def poses(self) -> np.ndarray: ...
+
+    @property
+    def valid(self) -> np.ndarray: ...
+
+    def iter_frames(self, indices: Iterable[int], depth: bool = True) -> Iterator: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Recordings:
     """Where evaluation finds the recordings behind a ``scene=`` folder or a
@@ -65,7 +85,7 @@ class Recordings:
     open_scene: a scene folder -> its reader (cameras, poses, depth frames);
     split_names: (data_root, split name) -> the scene names of that split."""
 
-    open_scene: Callable[[Path], SceneReader]
+    open_scene: Callable[[Path], Recording]
     split_names: Callable[[str, str], list[str]]
 
 
@@ -75,7 +95,7 @@ class Scan:
     (valid poses, every ``frame_stride``-th) and their cameras (depth intrinsics and size
     when the scene has depth)."""
 
-    reader: SceneReader
+    reader: Recording
     indices: np.ndarray
     views: Views
 
@@ -141,7 +161,7 @@ def plan_jobs(cfg: EvaluateConfig, recordings: Recordings) -> list[SceneJob]:
     ]
 
 
-def open_scan(reader: SceneReader, frame_stride: int = 1) -> Scan:
+def open_scan(reader: Recording, frame_stride: int = 1) -> Scan:
     """A recording's cameras; frames without a valid pose are skipped (logged)."""
     valid = np.flatnonzero(reader.valid)
     if len(valid) < len(reader):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -29,9 +30,7 @@ def observed_bounds(rec: Reconstruction) -> tuple[list[float], list[float]]:
         return [], []
     lo = grid.origin + observed.min(0) * grid.voxel_size
     hi = grid.origin + observed.max(0) * grid.voxel_size
-    corners = np.array(
-        [[(lo, hi)[b][i] for i, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)]
-    )
+    corners = np.array(list(itertools.product(*zip(lo, hi, strict=True))))  # (8, 3)
     if grid.world_from_grid is not None:
         T = grid.world_from_grid
         corners = corners @ T[:3, :3].T + T[:3, 3]
