@@ -15,7 +15,8 @@ also the meshes of the first K, 2K, ... frames under snapshots/, and snapshots.p
 A scene that fails is reported (one ``error:`` line on stderr naming the file) and the
 others still run; the exit code is 1 if any failed. Bad settings (every key, checked at
 once: ``align=upp``, ``format=scanet``, ``model.frame_stride=0``, ``device=gpu``,
-``device=cuda`` without a CUDA GPU...), a model file that does not load, an output folder
+``device=cuda`` without a CUDA GPU...), a model file that does not load or whose input
+contract differs from the ``model.stereo`` / ``model.image_size`` asked, an output folder
 that cannot be written (or a file where a scene's output folder goes), or two scenes
 that would write to the same output folder stop the run before any scene (exit code 2).
 """
@@ -89,8 +90,7 @@ def output_folders(paths: list[Path], out_dir: str | Path) -> dict[Path, Path]:
 @hydra.main(version_base="1.3", config_path="configs", config_name="infer")
 def main(dict_cfg: DictConfig) -> None:
     from atlas.io_utils import check_writable_dir
-    from atlas.model.checkpoint import load_model
-    from atlas.pipeline.methods import MethodSettings
+    from atlas.pipeline.methods import MethodSettings, check_model_settings
     from atlas.pipeline.outputs import save_reconstruction
     from atlas.pipeline.scene import reconstruct_scene
     from atlas.readers.detect import open_scene
@@ -100,8 +100,8 @@ def main(dict_cfg: DictConfig) -> None:
         device = check_infer_config(cfg)
         outputs = output_folders(scene_paths(cfg), cfg.out_dir)
         check_writable_dir(cfg.out_dir)
-        if cfg.method == "model":
-            load_model(cfg.checkpoint)  # a bad model file fails every scene: say so once
+        if cfg.method == "model":  # a bad model file fails every scene: say so once
+            check_model_settings(cfg.checkpoint, cfg.model)
     except (OSError, ValueError) as err:
         fail(err)
     settings = MethodSettings(cfg.checkpoint, cfg.model, cfg.stereo, cfg.fusion)
@@ -137,4 +137,4 @@ def main(dict_cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, {"model.stereo": "stereo@model.stereo"})

@@ -93,11 +93,31 @@ def fail(err: BaseException, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def run_cli(main: Callable[[], None]) -> None:
+def check_selected(argv: list[str], unset_nodes: dict[str, str]) -> None:
+    """``ValueError`` for an override of a key under a config node that is null until a
+    config group option fills it (``unset_nodes``: node -> its group, as in
+    ``{"model.stereo": "stereo@model.stereo"}``) when no override selects that option:
+    Hydra itself fails there with an assertion that names nothing."""
+    for node, group in unset_nodes.items():
+        if any(a.startswith(f"{group}=") for a in argv):
+            continue
+        for arg in argv:
+            if arg.lstrip("+~").startswith(f"{node}."):
+                raise ValueError(
+                    f"{arg}: {node} is unset (null) unless an option is chosen first, "
+                    f"as in {group}=<option> {arg}"
+                )
+
+
+def run_cli(main: Callable[[], None], unset_nodes: dict[str, str] | None = None) -> None:
     """Run a ``@hydra.main`` function. Config errors (an unknown key, a bad value, a
-    missing config option) and failures to create the run folder end in one line (exit
-    2) instead of Hydra's multi-line report; errors inside ``main`` are its own to report
-    (with :func:`fail`)."""
+    missing config option, a key under a null node: :func:`check_selected`) and failures
+    to create the run folder end in one line (exit 2) instead of Hydra's multi-line
+    report; errors inside ``main`` are its own to report (with :func:`fail`)."""
+    try:
+        check_selected(sys.argv[1:], unset_nodes or {})
+    except ValueError as err:
+        fail(err, 2)
     if _DEBUG:
         main()
         return

@@ -129,8 +129,10 @@ def check_infer_config(cfg: InferConfig) -> str:
         raise ValueError(
             f"snapshot_every must be a number of frames >= 0 (0: none), got {cfg.snapshot_every!r}"
         )
-    cfg.model.check(prefix="model.")  # both methods' settings, used or not: a bad value
-    check_stereo_config(cfg.model.stereo, prefix="model.stereo.")  # is a mistake either way
+    # every method's settings, used or not: a bad value is a mistake either way
+    cfg.model.check(prefix="model.")
+    if cfg.model.stereo is not None:  # None: the model's own
+        check_stereo_config(cfg.model.stereo, prefix="model.stereo.")
     check_stereo_config(cfg.stereo, prefix="stereo.")
     cfg.fusion.check(prefix="fusion.")
     return resolve_device(cfg.device)

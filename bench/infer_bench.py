@@ -53,6 +53,7 @@ from atlas.geometry.camera import scale_intrinsics
 from atlas.model.backproject import FeatureVolume
 from atlas.model.checkpoint import BUNDLED, load_model, save_model
 from atlas.model.config import ModelConfig, build_model
+from atlas.model.contract import make_contract
 from atlas.model.inference import (
     ModelInferenceConfig,
     chosen_frames,
@@ -65,6 +66,7 @@ from atlas.model.photo_consistency import ColorVariance
 from atlas.pipeline.methods import reconstruct_model
 from atlas.readers.frames import Frame, SceneReader
 from atlas.readers.scannet import ScanNetFolder
+from atlas.stereo.pipeline import prior_stereo_config
 from atlas.synthetic.generate import SceneConfig, write_scene
 
 if not __package__:  # run as a script (python bench/infer_bench.py): make `bench` importable
@@ -244,7 +246,7 @@ def preload(reader: SceneReader, indices: np.ndarray, size: tuple[int, int]):
 def case_room(spec: dict) -> dict:
     """Parts 1 and 2 on the room: 2D frames/s, 3D seconds per cubic metre."""
     device = spec["device"]
-    net, cfg, _ = load_model(spec["model"], device)
+    net, cfg, _, _ = load_model(spec["model"], device)
     reader = ScanNetFolder(spec["scene"])
     icfg = inference_config(spec)
     indices = chosen_frames(reader, icfg)
@@ -349,7 +351,7 @@ def case_reconstruct(spec: dict) -> dict:
 def case_net3d_memory(spec: dict) -> dict:
     """Part 4 (a)/(b): predict_tiled on a random (1, C_in, X, Y, Z) input."""
     device = spec["device"]
-    net, _, _ = load_model(spec["model"], device)
+    net = load_model(spec["model"], device).net
     c_in = net.net.stem[0][0].in_channels
     g = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(1, c_in, *spec["shape"], generator=g, device=device)
@@ -374,13 +376,11 @@ def case_net3d_memory(spec: dict) -> dict:
 def case_recon_memory(spec: dict) -> dict:
     """Part 4, second comparison: reconstruct_volume on the room on an n x n layout."""
     device = spec["device"]
-    net, cfg, _ = load_model(spec["model"], device)
+    net, cfg, _, contract = load_model(spec["model"], device)
     reader = memory_reader(spec, cfg, spec["n"])
     before = rss_gb(peak=False)
     with timed(device) as t:
-        pred = reconstruct_volume(
-            reader, net, cfg, inference_config(spec), tuple(spec["image_size"]), device
-        )
+        pred = reconstruct_volume(reader, net, cfg, inference_config(spec), contract, device)
     shape = pred.facts["grid_shape"]
     return {
         "seconds": t.wall,
@@ -433,7 +433,8 @@ def resolve_model(tmp: Path, checkpoint: str | None) -> tuple[str, str, bool]:
     cfg = ModelConfig.from_dict(block["model"])
     torch.manual_seed(0)
     net = build_model(cfg, load_backbone_weights=False)
-    out = save_model(net, cfg, tmp / "random_cpu.pt", card={"image_size": [160, 120]})
+    contract = make_contract(cfg, prior_stereo_config(), (160, 120))
+    out = save_model(net, cfg, tmp / "random_cpu.pt", contract)
     print(
         f"note: {path} not found: using a RANDOMLY INITIALISED model "
         f"(configs/model/resnet18_c16.yaml, image size 160x120); timings do not depend on "
@@ -675,8 +676,8 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="infer_bench_"))
     try:
         model, model_desc, random_model = resolve_model(tmp, args.checkpoint)
-        _, cfg, card = load_model(model)
-        image_size = list(card.get("image_size", (160, 120)))
+        _, cfg, _, contract = load_model(model)
+        image_size = list(contract.image_size)
         scene = room_dir(opts)
         if not scene.exists():
             room = opts.room

@@ -15,6 +15,7 @@ from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh, read_ply
 from atlas.model.checkpoint import save_model
 from atlas.model.config import ModelConfig, build_model
+from atlas.model.contract import InputContract, make_contract
 from atlas.model.inference import (
     ModelInferenceConfig,
     chosen_frames,
@@ -27,7 +28,7 @@ from atlas.pipeline.outputs import save_reconstruction
 from atlas.readers.alignment import AlignedReader, Alignment
 from atlas.readers.frames import SubsetReader
 from atlas.readers.scannet import ScanNetFolder
-from atlas.stereo.pipeline import stereo_depths
+from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
 from atlas.synthetic.generate import SceneConfig, write_scene
 from tests.conftest import run_main
 
@@ -59,6 +60,15 @@ def make_tiny_model(color_variance: bool = False):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return net, cfg
+
+
+CPU = "cpu"
+DEFAULTS = ModelInferenceConfig()
+
+
+def contract(cfg: ModelConfig) -> InputContract:
+    """The tests' models' input: the model_prior preset's prior and 80x60 images."""
+    return make_contract(cfg, prior_stereo_config(), (80, 60))
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +106,13 @@ def test_tiles_cover_the_volume_once():
 @pytest.mark.parametrize("color_variance", [False, True])
 def test_chunked_equals_whole(scene, prior, color_variance):
     net, cfg = make_tiny_model(color_variance)
-    whole = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60), "cpu", prior).grid
+    whole = reconstruct_volume(
+        scene, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
+    ).grid
     X, Y, Z = whole.shape
     small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
     assert len(tiles(whole.shape, small.chunk_voxels, 16)) >= 4
-    chunked = reconstruct_volume(scene, net, cfg, small, (80, 60), "cpu", prior).grid
+    chunked = reconstruct_volume(scene, net, cfg, small, contract(cfg), CPU, prior).grid
     seen = whole.observed & chunked.observed
     assert (whole.observed == chunked.observed).mean() > 0.999
     diff = np.abs(whole.tsdf - chunked.tsdf)[seen]
@@ -113,8 +125,12 @@ def test_translation_by_whole_voxels_translates_the_result(scene, tiny_model, pr
     T = np.eye(4)
     T[:3, 3] = shift
     moved = AlignedReader(scene, Alignment(T, "test"))
-    a = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60), "cpu", prior).grid
-    b = reconstruct_volume(moved, net, cfg, ModelInferenceConfig(), (80, 60), "cpu", prior).grid
+    a = reconstruct_volume(
+        scene, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
+    ).grid
+    b = reconstruct_volume(
+        moved, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
+    ).grid
     np.testing.assert_allclose(b.origin, a.origin + shift, atol=1e-9)
     assert a.shape == b.shape
     assert (a.observed == b.observed).mean() > 0.999
@@ -162,16 +178,16 @@ def test_semantic_labels_are_tiled_and_saved(scene, semantic_model, prior, tmp_p
     """A model with a semantic head labels every voxel (the argmax of its head, the same
     tiled or whole) and every mesh vertex; both are saved in semantics.npz."""
     net, cfg = semantic_model
-    whole = reconstruct_volume(scene, net, cfg, ModelInferenceConfig(), (80, 60), "cpu", prior)
+    whole = reconstruct_volume(scene, net, cfg, DEFAULTS, contract(cfg), CPU, prior)
     X, Y, Z = whole.grid.shape
     assert whole.labels.shape == (X, Y, Z) and set(np.unique(whole.labels)) <= set(range(5))
     assert len(np.unique(whole.labels[whole.grid.observed])) > 1
     small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
-    chunked = reconstruct_volume(scene, net, cfg, small, (80, 60), "cpu", prior)
+    chunked = reconstruct_volume(scene, net, cfg, small, contract(cfg), CPU, prior)
     observed = whole.grid.observed
     assert (chunked.labels[observed] == whole.labels[observed]).mean() > 0.999
 
-    path = save_model(net, cfg, tmp_path / "semantic.pt")
+    path = save_model(net, cfg, tmp_path / "semantic.pt", contract(cfg))
     rec = reconstruct_model(scene, path)
     assert rec.summary["semantic_classes"] == 5
     save_reconstruction(rec, tmp_path / "out")

@@ -54,11 +54,12 @@ def tiny_model(tmp_path_factory) -> Path:
     """A small model file without a stereo prior (so nothing but its own code runs)."""
     from atlas.model.checkpoint import save_model
     from atlas.model.config import ModelConfig, build_model
+    from atlas.model.contract import make_contract
 
     torch.manual_seed(0)
     cfg = ModelConfig.from_dict(TINY_PRIORLESS)
     path = tmp_path_factory.mktemp("misuse_model") / "tiny.pt"
-    return save_model(build_model(cfg).eval(), cfg, path, {"image_size": [W, H]})
+    return save_model(build_model(cfg).eval(), cfg, path, make_contract(cfg, None, (W, H)))
 
 
 # A quick run of the model: a small grid, marching cubes on it, no compile warm-up.

@@ -2,6 +2,7 @@
 its files load safely."""
 
 import csv
+import dataclasses
 import os
 import pickle
 import signal
@@ -19,6 +20,7 @@ from atlas.evaluation.mesh_metrics import mesh_metrics
 from atlas.geometry import VoxelGrid, extract_mesh
 from atlas.model.checkpoint import BUNDLED, load_model, read_model_file, save_model
 from atlas.model.config import ModelConfig, build_model
+from atlas.model.contract import assumed_contract
 from atlas.preparation.prepare import PrepareSettings, prepare_scene
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import prior_stereo_config
@@ -34,6 +36,11 @@ SMALL_MODEL = {
     "net": {"channels": [8, 16, 32]},
     "voxel_sizes": list(SIZES),
 }
+# The prepared scenes' prior: no preset's settings (5x5 windows), so a model trained on
+# them must have its prior settings from the data.
+PRIOR = dataclasses.replace(
+    prior_stereo_config(), sweep=dataclasses.replace(prior_stereo_config().sweep, window=5)
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +57,7 @@ def prepared(tmp_path_factory) -> Path:
         voxel_sizes=SIZES,
         max_depth=4.0,
         prior_voxel_size=0.08,
-        stereo=prior_stereo_config(),
+        stereo=PRIOR,
     )
     prepare_scene(ScanNetFolder(scene), root / "prepared", settings, "scannet", "none")
     return root
@@ -192,8 +199,12 @@ def test_train_killed_resumes_at_the_step_and_equals_an_uninterrupted_run(prepar
         steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert max(steps) >= 3
     # The checkpoint loads as a model.
-    _, cfg, card = load_model(last)
+    _, cfg, card, contract = load_model(last)
     assert cfg.backbone.width == 8 and card["global_step"] == 6
+    # It carries the input it was trained on: the prepared scenes' prior settings (not
+    # a preset's: PRIOR) and the items' image size.
+    assert contract.prior_stereo == PRIOR and contract.prior_preset == "custom"
+    assert contract.image_size == (80, 60) and ("prior_tsdf", 1) in contract.channels
 
 
 def test_config_typo_fails_at_start_naming_the_key(prepared, tmp_path):
@@ -207,9 +218,9 @@ def test_config_typo_fails_at_start_naming_the_key(prepared, tmp_path):
 def test_model_file_round_trip_and_mismatch(tmp_path):
     cfg = ModelConfig.from_dict(SMALL_MODEL)
     net = build_model(cfg)
-    path = save_model(net, cfg, tmp_path / "m.pt", {"steps": 1})
+    path = save_model(net, cfg, tmp_path / "m.pt", assumed_contract(cfg, {}), {"steps": 1})
     assert torch.load(path, weights_only=True)["card"] == {"steps": 1}
-    loaded, _, _ = load_model(path)
+    loaded = load_model(path).net
     for k, v in net.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v)
     record = read_model_file(path)
@@ -222,7 +233,7 @@ def test_model_file_round_trip_and_mismatch(tmp_path):
 def test_bundled_model_loads_with_weights_only():
     record = torch.load(BUNDLED, map_location="cpu", weights_only=True)
     assert BUNDLED.stat().st_size < 30e6
-    net, cfg, card = load_model()
+    net, cfg, card, _ = load_model()
     assert cfg.net.prior == "stereo" and card["steps"] > 0
     assert sum(p.numel() for p in net.parameters()) == sum(
         v.numel()

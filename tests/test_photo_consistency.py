@@ -7,6 +7,7 @@ import torch
 
 from atlas.model.checkpoint import save_model
 from atlas.model.config import BackboneConfig, ModelConfig, NetConfig, build_model
+from atlas.model.contract import assumed_contract
 from atlas.model.photo_consistency import ColorVariance
 from atlas.model.volume_net import VolumeNet
 from atlas.training.lightning import ATLASModule
@@ -69,7 +70,7 @@ def test_fine_tuning_adds_the_channel_to_a_model_file_without_it(tmp_path, caplo
         voxel_sizes=(0.08, 0.16, 0.32),
     )
     narrow = build_model(narrow_cfg)
-    path = save_model(narrow, narrow_cfg, tmp_path / "narrow.pt")
+    path = save_model(narrow, narrow_cfg, tmp_path / "narrow.pt", assumed_contract(narrow_cfg, {}))
     wide_cfg = narrow_cfg.to_dict()
     wide_cfg["net"]["color_variance"] = True
     with caplog.at_level(logging.INFO, logger="atlas.training.lightning"):

@@ -32,6 +32,7 @@ from atlas.evaluation.runner import load_prediction
 from atlas.geometry import read_ply
 from atlas.model.checkpoint import read_model_file, save_model
 from atlas.model.config import ModelConfig, build_model
+from atlas.model.contract import assumed_contract
 from atlas.synthetic.generate import SceneConfig, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,7 +247,7 @@ def mismatched_model(tmp_path_factory) -> Path:
     """A model file whose weights are for wider 3D layers than its config says."""
     root = tmp_path_factory.mktemp("models")
     cfg = ModelConfig.from_dict(SMALL_MODEL)
-    path = save_model(build_model(cfg), cfg, root / "small.pt")
+    path = save_model(build_model(cfg), cfg, root / "small.pt", assumed_contract(cfg, {}))
     record = read_model_file(path)
     record["config"]["net"]["channels"] = [8, 16, 64]
     torch.save(record, root / "mismatched.pt")

@@ -1,8 +1,10 @@
 """Model files for inference: the weights and the architecture, nothing else.
 
 A model file is a ``torch.save`` of ``{"format": FORMAT, "config": ModelConfig as plain
-dicts, "state_dict": the ATLASNet weights, "card": free-form facts}``: plain tensors and
-builtins, so it loads with ``torch.load(weights_only=True)``. Training checkpoints
+dicts, "state_dict": the ATLASNet weights, "contract": its input contract
+(:mod:`atlas.model.contract`), "card": free-form facts}``: plain tensors and builtins,
+so it loads with ``torch.load(weights_only=True)``. Files from before the contract
+existed have none and load with the settings they were made with (and a note). Training checkpoints
 (Lightning ``.ckpt``) are exported to it with ``python -m atlas.model.export`` and also
 load directly.
 
@@ -13,28 +15,43 @@ an error naming the file and the object.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from atlas.io_utils import atomic_path
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.config import ModelConfig, build_model
+from atlas.model.contract import InputContract, assumed_contract
+
+log = logging.getLogger(__name__)
 
 FORMAT = "atlas-model-1"
 BUNDLED = Path(__file__).resolve().parent / "weights" / "atlas_cpu.pt"
 
 
-def save_model(net: ATLASNet, cfg: ModelConfig, path: str | Path, card: dict | None = None) -> Path:
-    """Write a model file atomically (weights as float32)."""
+def save_model(
+    net: ATLASNet,
+    cfg: ModelConfig,
+    path: str | Path,
+    contract: InputContract,
+    card: dict | None = None,
+) -> Path:
+    """Write a model file atomically (weights as float32) with its input contract."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    record = {
+        "format": FORMAT,
+        "config": cfg.to_dict(),
+        "state_dict": state,
+        "contract": contract.to_dict(),
+        "card": card or {},
+    }
     with atomic_path(Path(path)) as tmp:
-        torch.save(
-            {"format": FORMAT, "config": cfg.to_dict(), "state_dict": state, "card": card or {}},
-            tmp,
-        )
+        torch.save(record, tmp)
     return Path(path)
 
 
@@ -45,12 +62,15 @@ def _lightning_to_model(ckpt: dict, path: Path) -> dict:
         raise ValueError(f"{path}: a Lightning checkpoint without model hyper-parameters") from None
     prefix = "model."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    return {
+    record = {
         "format": FORMAT,
         "config": hparams,
         "state_dict": state,
         "card": {"global_step": ckpt.get("global_step"), "source": str(path)},
     }
+    if ckpt["hyper_parameters"].get("contract") is not None:
+        record["contract"] = ckpt["hyper_parameters"]["contract"]
+    return record
 
 
 def read_model_file(path: str | Path) -> dict:
@@ -84,12 +104,21 @@ def read_model_file(path: str | Path) -> dict:
     raise ValueError(f"{path}: not an ATLAS model file or training checkpoint")
 
 
-def load_model(
-    path: str | Path | None = None, device: str | torch.device = "cpu"
-) -> tuple[ATLASNet, ModelConfig, dict]:
-    """(network in eval mode, its config, its card) from a model file or checkpoint
-    (default: the bundled model). A state dict that does not fit the stored config is
-    an error naming the file and the first mismatching keys."""
+class LoadedModel(NamedTuple):
+    """net: the network in eval mode; config: its architecture; card: free-form facts;
+    contract: the input it was trained on (assumed for files without one)."""
+
+    net: ATLASNet
+    config: ModelConfig
+    card: dict
+    contract: InputContract
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """A model file or checkpoint (default: the bundled model). A state dict that does
+    not fit the stored config, or a malformed contract, is an error naming the file; a
+    file without a contract gets :func:`atlas.model.contract.assumed_contract` and a
+    logged note."""
     path = Path(path) if path is not None else BUNDLED
     record = read_model_file(path)
     try:
@@ -98,7 +127,19 @@ def load_model(
         raise ValueError(f"{path}: model config not understood: {err}") from None
     net = build_model(cfg, load_backbone_weights=False)
     load_weights(net, record["state_dict"], path)
-    return net.to(device).eval(), cfg, record.get("card", {})
+    card = record.get("card", {})
+    if "contract" in record:
+        contract = InputContract.from_dict(record["contract"], path)
+    else:
+        contract = assumed_contract(cfg, card)
+        log.warning(
+            "%s: no input contract stored (a model file from before 2026-12-07); assuming "
+            "a prior made with the %s preset and %dx%d images",
+            path,
+            contract.prior_preset,
+            *contract.image_size,
+        )
+    return LoadedModel(net.to(device).eval(), cfg, card, contract)
 
 
 def load_weights(net: torch.nn.Module, state: dict, path: str | Path) -> None:

@@ -3,8 +3,10 @@
     python -m atlas.model.export outputs/train/synthetic_cpu/checkpoints/best.ckpt \\
         atlas/model/weights/atlas_cpu.pt --card docs/model_card.json
 
-The model file holds the architecture, float32 weights and a card (free-form facts:
-data, steps, time, hardware, metrics), and loads with ``torch.load(weights_only=True)``.
+The model file holds the architecture, float32 weights, the input contract (the prior's
+stereo settings and image size the checkpoint was trained on, see
+:mod:`atlas.model.contract`) and a card (free-form facts: data, steps, time, hardware,
+metrics), and loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from atlas.model.checkpoint import load_model, read_model_file, save_model
 
 def export(checkpoint: str | Path, out: str | Path, card: dict | None = None) -> Path:
     """Write ``out`` from a checkpoint; ``card`` entries join the checkpoint's own."""
-    net, cfg, own_card = load_model(checkpoint)
-    return save_model(net, cfg, out, {**own_card, **(card or {})})
+    net, cfg, own_card, contract = load_model(checkpoint)
+    return save_model(net, cfg, out, contract, {**own_card, **(card or {})})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     path = export(args.checkpoint, args.out, card)
     record = read_model_file(path)
     size = path.stat().st_size / 1e6
-    print(f"{path}: {size:.1f} MB, card keys {sorted(record['card'])}")
+    prior = record["contract"]["prior_preset"]
+    print(f"{path}: {size:.1f} MB, prior {prior}, card keys {sorted(record['card'])}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,13 +30,13 @@ from atlas.geometry.camera import frustum_bounds, scale_intrinsics
 from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
+from atlas.model.contract import InputContract, resolve_input
 from atlas.model.photo_consistency import ColorVariance
 from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.pipeline import (
     StereoConfig,
     StereoDepths,
     fuse_prior,
-    prior_stereo_config,
     stereo_depths,
 )
 from atlas.stereo.views import select_keyframes
@@ -62,8 +62,10 @@ class ModelInferenceConfig:
     its input about +z (test-time augmentation, that many times the 3D part's time);
     mesh_upsample: the mesh is polygonised on the TSDF's trilinear interpolation this
     many times finer (vertices every voxel_size / k; the saved TSDF stays the model's
-    grid; 1: marching cubes on the grid itself); stereo: the prior's settings (those the
-    model was trained with)."""
+    grid; 1: marching cubes on the grid itself); stereo: the prior's settings (None: the
+    model's own, from its input contract; others must equal them unless
+    allow_input_mismatch, as must image_size, see
+    :func:`atlas.model.contract.resolve_input`)."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -74,7 +76,8 @@ class ModelInferenceConfig:
     chunk_margin: int = 16
     rotations: int = 1
     mesh_upsample: int = 2
-    stereo: StereoConfig = field(default_factory=prior_stereo_config)
+    stereo: StereoConfig | None = None
+    allow_input_mismatch: bool = False
 
     def check(self, prefix: str = "") -> None:
         """``ValueError`` naming the first setting out of range (as ``prefix`` + its
@@ -426,13 +429,19 @@ def reconstruct_volume(
     net: ATLASNet,
     model: ModelConfig,
     cfg: ModelInferenceConfig,
-    image_size: tuple[int, int],
+    contract: InputContract,
     device: str = "cpu",
     prior_depths: PriorDepths = stereo_depths,
+    where: str = "model",
 ) -> VolumePrediction:
     """The model's TSDF of a sequence, the prior it was given (its depth maps from
-    ``prior_depths``), and facts."""
+    ``prior_depths``), and facts. The input is built as the model's ``contract`` says
+    (``cfg.stereo`` / ``cfg.image_size`` must agree with it, see
+    :func:`atlas.model.contract.resolve_input`; ``where`` names the model in errors)."""
     cfg.check()
+    prior_stereo, image_size = resolve_input(
+        contract, cfg.stereo, cfg.image_size, cfg.allow_input_mismatch, where
+    )
     t0 = time.perf_counter()
     indices = chosen_frames(reader, cfg)
     grid = model_grid(reader, indices, model, cfg.max_depth)
@@ -448,9 +457,9 @@ def reconstruct_volume(
     prior_tsdf = prior_observed = None
     if model.net.prior == "stereo":
         prior_tsdf, prior_observed, stereo_facts = prior_volume(
-            reader, grid, cfg.stereo, device, prior_depths
+            reader, grid, prior_stereo, device, prior_depths
         )
-        facts["stereo"] = stereo_facts
+        facts["stereo"] = {"preset": contract.prior_preset, **stereo_facts}
     t1 = time.perf_counter()
     features = frame_features(reader, indices, net, image_size, device)
     t2 = time.perf_counter()

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from atlas.geometry import fuse_depth_frames
 from atlas.geometry.marching_cubes import check_upsample
-from atlas.model.checkpoint import load_model
+from atlas.model.checkpoint import BUNDLED, load_model
+from atlas.model.contract import resolve_input
 from atlas.model.inference import ModelInferenceConfig, PriorDepths, reconstruct_volume
 from atlas.pipeline.result import Reconstruction, SemanticLabels, finish, spread_frames
 from atlas.readers.frames import SceneReader
@@ -93,9 +94,9 @@ def reconstruct_model(
     cfg = cfg or ModelInferenceConfig()
     cfg.check()  # before the work, not after it
     check_upsample(cfg.mesh_upsample)
-    net, model_cfg, card = load_model(model, device)
-    image_size = tuple(cfg.image_size or card.get("image_size", (160, 120)))
-    pred = reconstruct_volume(reader, net, model_cfg, cfg, image_size, device, prior_depths)
+    net, model_cfg, _, contract = load_model(model, device)
+    where = str(model or BUNDLED)
+    pred = reconstruct_volume(reader, net, model_cfg, cfg, contract, device, prior_depths, where)
     grid, facts = pred.grid, pred.facts
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
@@ -106,6 +107,15 @@ def reconstruct_model(
         rec.labels = SemanticLabels.from_volume(pred.labels, grid, rec.mesh)
         rec.summary["semantic_classes"] = model_cfg.net.semantic_classes
     return rec
+
+
+def check_model_settings(checkpoint: str | Path | None, cfg: ModelInferenceConfig) -> None:
+    """Once, before any scene: a model file that does not load, or settings that ask for
+    another input than its contract (see :func:`atlas.model.contract.resolve_input`), is
+    a ``ValueError`` naming the file."""
+    contract = load_model(checkpoint).contract
+    where = str(checkpoint or BUNDLED)
+    resolve_input(contract, cfg.stereo, cfg.image_size, cfg.allow_input_mismatch, where)
 
 
 def reconstruct_fusion(

@@ -48,6 +48,7 @@ from atlas.stereo.pipeline import (
     prior_stereo_config,
     stereo_depths,
 )
+from atlas.stereo.presets import preset_name, stereo_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +263,9 @@ def _build(
     grids = _crop_to_observed([f.to_grid() for f in fusions], settings.margin)
     for g in grids:
         g.save(tmp / tsdf_name(g.voxel_size))
-    priors = {}
+    priors, prior_stereo, prior_preset = {}, {}, ""
     if settings.prior_voxel_size > 0:
+        prior_stereo, prior_preset = stereo_to_dict(settings.stereo), preset_name(settings.stereo)
         vs = settings.prior_voxel_size
         depths = stereo_depths(AlignedReader(reader, alignment), settings.stereo, settings.device)
         fuse_prior(depths, settings.stereo, vs, settings.device).save(tmp / prior_name(vs))
@@ -303,6 +305,8 @@ def _build(
         tsdf_shape={str(g.voxel_size): list(g.shape) for g in grids},
         origin=grids[0].origin.tolist(),
         prior=priors,
+        prior_stereo=prior_stereo,
+        prior_preset=prior_preset,
         mesh="mesh.ply",
         mesh_source=mesh_source,
         frames_total=len(valid),

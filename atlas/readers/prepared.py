@@ -51,7 +51,9 @@ def frame_path(scene_dir: str | Path, recorded: str) -> Path:
     return path if path.is_absolute() else Path(scene_dir) / path
 
 
-INDEX_VERSION = 1  # version 0: indexes written before the field existed (same keys)
+INDEX_VERSION = 2
+# version 0: indexes written before the field existed (same keys); version 1: no
+# prior_stereo / prior_preset (priors of unrecorded settings)
 
 
 @dataclass
@@ -77,7 +79,10 @@ class PreparedIndex:
     input -> aligned ``transform`` (4x4), its ``method`` and ``floor_inliers``;
     voxel_sizes: metres, finest first; tsdf / prior: voxel size (as written by
     ``str(float)``) -> file name; tsdf_shape: voxel size -> (X, Y, Z); origin: world
-    metres of voxel (0, 0, 0) of every grid; mesh_source: how the mesh was made;
+    metres of voxel (0, 0, 0) of every grid; prior_stereo: every setting of the stereo
+    the priors were made with (``atlas.stereo.presets.stereo_to_dict``; empty when no
+    prior was made, or by code before version 2); prior_preset: that stereo's preset
+    name (``custom`` when it matches none); mesh_source: how the mesh was made;
     frames_total / frames_skipped / frames_unreadable: counts and reasons."""
 
     scene: str
@@ -96,6 +101,8 @@ class PreparedIndex:
     tsdf_shape: dict[str, list[int]] = field(default_factory=dict)
     origin: list[float] = field(default_factory=list)
     prior: dict[str, str] = field(default_factory=dict)
+    prior_stereo: dict = field(default_factory=dict)
+    prior_preset: str = ""
     mesh_source: str = ""
     frames_total: int = 0
     frames_skipped: int = 0
@@ -141,6 +148,11 @@ class PreparedIndex:
             if not ok:
                 raise ValueError(f"{path}: {name!r} must be a 3x3 matrix, got {value!r}")
 
+        if not isinstance(self.prior_stereo, dict) or not isinstance(self.prior_preset, str):
+            raise ValueError(
+                f"{path}: 'prior_stereo' must be an object and 'prior_preset' a name, got "
+                f"{self.prior_stereo!r} and {self.prior_preset!r}"
+            )
         if not isinstance(self.scene, str):
             raise ValueError(f"{path}: 'scene' must be a name, got {self.scene!r}")
         matrix("K_color", self.K_color)

@@ -6,9 +6,12 @@ quality and speed of each (``bench/stereo_bench.py``)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import asdict
 
 from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
 from atlas.stereo.plane_sweep import SweepConfig
+
+CUSTOM = "custom"  # the name of settings that match no preset
 
 
 def fast_stereo() -> StereoConfig:
@@ -44,3 +47,45 @@ def stereo_preset(name: str) -> StereoConfig:
     if name not in STEREO_PRESETS:
         raise ValueError(f"unknown stereo preset {name!r}; choose one of {sorted(STEREO_PRESETS)}")
     return STEREO_PRESETS[name]()
+
+
+def stereo_to_dict(cfg: StereoConfig) -> dict:
+    """Stereo settings as plain values (tuples as lists)."""
+    d = asdict(cfg)
+    d["image_size"] = list(cfg.image_size)
+    return d
+
+
+def stereo_from_dict(d: dict) -> StereoConfig:
+    """Stereo settings from :func:`stereo_to_dict`'s values; an unknown key is a
+    TypeError naming it."""
+    d = dict(d)
+    sweep = SweepConfig(**d.pop("sweep"))
+    cfg = StereoConfig(sweep=sweep, **d)
+    cfg.image_size = tuple(cfg.image_size)
+    return cfg
+
+
+def preset_name(cfg: StereoConfig) -> str:
+    """The name of the preset whose settings are exactly ``cfg``, else ``custom``."""
+    for name, make in STEREO_PRESETS.items():
+        if stereo_to_dict(make()) == stereo_to_dict(cfg):
+            return name
+    return CUSTOM
+
+
+def stereo_differences(a: StereoConfig, b: StereoConfig) -> list[str]:
+    """``name: a_value != b_value`` for each setting that differs (sweep settings as
+    ``sweep.name``), in field order."""
+    da, db = stereo_to_dict(a), stereo_to_dict(b)
+    out = []
+    for key in da:
+        if key == "sweep":
+            out += [
+                f"sweep.{k}: {v!r} != {db['sweep'][k]!r}"
+                for k, v in da["sweep"].items()
+                if v != db["sweep"][k]
+            ]
+        elif da[key] != db[key]:
+            out.append(f"{key}: {da[key]!r} != {db[key]!r}")
+    return out

@@ -26,6 +26,8 @@ same items as an uninterrupted one.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +39,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.voxel_grid import VoxelGrid
+from atlas.model.config import ModelConfig
+from atlas.model.contract import InputContract, make_contract
 from atlas.readers.image_io import read_color
 from atlas.readers.prepared import frame_path, is_prepared, load_index, scale_key
 from atlas.readers.scannet import read_split
+from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
+from atlas.stereo.presets import stereo_differences, stereo_from_dict, stereo_to_dict
 from atlas.training.crops import (
     crop_centres,
     random_crop_transform,
@@ -47,6 +53,8 @@ from atlas.training.crops import (
     smooth_displacement,
 )
 from atlas.training.resumable import ItemKey, ResumableSampler
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -343,6 +351,41 @@ class ATLASDataModule(pl.LightningDataModule):
             self.item,
             train=False,
         )
+
+    def prior_stereo(self) -> StereoConfig | None:
+        """The stereo settings every scene's prior was made with (as recorded by
+        ``prepare.py``), None when the items take no prior. Scenes prepared before the
+        record existed count as the ``model_prior`` preset (a logged warning); scenes
+        that disagree are a ``ValueError`` naming two of them and the settings."""
+        self.setup()
+        if self.item.prior != "stereo":
+            return None
+        found: dict[str, tuple[Path, StereoConfig]] = {}
+        unrecorded = []
+        for scene in self.train_set.scenes + self.val_set.scenes:
+            recorded = scene.index.prior_stereo
+            if not recorded:
+                unrecorded.append(scene.dir)
+            cfg = stereo_from_dict(recorded) if recorded else prior_stereo_config()
+            found.setdefault(json.dumps(stereo_to_dict(cfg), sort_keys=True), (scene.dir, cfg))
+        if unrecorded:
+            log.warning(
+                "%d prepared scene(s) record no prior settings (prepared before 2026-12-07, "
+                "e.g. %s): assuming the model_prior preset",
+                len(unrecorded),
+                unrecorded[0],
+            )
+        if len(found) > 1:
+            (dir_a, a), (dir_b, b) = list(found.values())[:2]
+            raise ValueError(
+                f"{dir_a} and {dir_b}: priors made with different stereo settings "
+                f"({'; '.join(stereo_differences(a, b))}); prepare every scene with one"
+            )
+        return next(iter(found.values()))[1]
+
+    def input_contract(self, model: ModelConfig) -> InputContract:
+        """The input contract of a model of architecture ``model`` trained on this data."""
+        return make_contract(model, self.prior_stereo(), self.item.image_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None) -> DataLoader:
         return DataLoader(

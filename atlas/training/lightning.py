@@ -99,6 +99,14 @@ class ATLASModule(pl.LightningModule):
             load_weights(self.model, wide, init_weights)
         self.loss_weights = tuple(loss_weights)
 
+    def setup(self, stage: str) -> None:
+        """Record the input contract of the data module's scenes (prior settings, image
+        size) in the hyper-parameters, so every checkpoint, and the model file exported
+        from it, carries the input the weights were trained on."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            self.hparams["contract"] = datamodule.input_contract(self.config).to_dict()
+
     def losses(self, batch: dict) -> tuple[torch.Tensor, dict, list[ScaleOutput], torch.Tensor]:
         outputs, count = self.model(batch)
         parts = {}
