@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from atlas.geometry.mesh import Mesh, write_ply
 from atlas.geometry.raycast import MeshRaycaster
 from atlas.io_utils import atomic_dir
 from atlas.readers.sens import SensHeader, write_sens
+from atlas.synthetic.capture import CaptureNoise, exposure_gains, reported_poses
 from atlas.synthetic.room import Room, generate_room, scan_path
 
 SPLITS = ("train", "val", "test")
@@ -44,7 +45,10 @@ class SceneConfig:
     seed: everything derives from it; n_frames: 30-300 camera frames; width, height:
     image size in pixels (colour and depth alike); focal: pixels for 640-wide images
     (scaled with the width); edge: maximum triangle edge of the geometry, metres;
-    jpeg_quality: colour JPEG quality; write_sens: also write a ScanNet ``.sens`` file.
+    jpeg_quality: colour JPEG quality; write_sens: also write a ScanNet ``.sens`` file;
+    noise: the capture's imperfections (:class:`CaptureNoise`: pose error, exposure
+    changes; none by default), drawn from their own random stream, so the room, path
+    and images of a seed do not depend on them.
     """
 
     seed: int = 0
@@ -55,6 +59,7 @@ class SceneConfig:
     edge: float = 0.03
     jpeg_quality: int = 92
     write_sens: bool = False
+    noise: CaptureNoise = field(default_factory=CaptureNoise)
 
     def intrinsics(self) -> np.ndarray:
         f = self.focal * self.width / 640.0
@@ -171,7 +176,11 @@ def _render_scene_files(tmp: Path, name: str, cfg: SceneConfig, progress: bool) 
 
     for sub in ("color", "depth", "pose", "intrinsic"):
         (tmp / sub).mkdir(parents=True)
+    cfg.noise.check()
     room, poses = make_scene(cfg)
+    noise_rng = np.random.default_rng([cfg.seed, 1])  # apart from the room's stream
+    reported = reported_poses(poses, cfg.noise, noise_rng)
+    gains = exposure_gains(cfg.n_frames, cfg.noise, noise_rng)
     K = cfg.intrinsics()
     K4 = np.eye(4)
     K4[:3, :3] = K
@@ -186,10 +195,13 @@ def _render_scene_files(tmp: Path, name: str, cfg: SceneConfig, progress: bool) 
     for i in frames:
         frame, tri_ids = render_frame(room, caster, K, poses[i], cfg.width, cfg.height)
         seen[tri_ids[tri_ids >= 0]] = True
-        jpeg = _jpeg_bytes(frame.color, cfg.jpeg_quality)
+        color = frame.color
+        if gains[i] != 1:
+            color = np.clip(np.rint(color * gains[i]), 0, 255).astype(np.uint8)
+        jpeg = _jpeg_bytes(color, cfg.jpeg_quality)
         (tmp / "color" / f"{i}.jpg").write_bytes(jpeg)
         (tmp / "depth" / f"{i}.png").write_bytes(_png_bytes(frame.depth_mm))
-        _write_matrix(tmp / "pose" / f"{i}.txt", poses[i])
+        _write_matrix(tmp / "pose" / f"{i}.txt", reported[i])
         if cfg.write_sens:
             color_jpegs.append(jpeg)
             depth_pngs.append(frame.depth_mm)
@@ -215,6 +227,7 @@ def _render_scene_files(tmp: Path, name: str, cfg: SceneConfig, progress: bool) 
         "sceneType": "synthetic",
         "seed": cfg.seed,
         "objects": ",".join(kind for kind, _, _ in room.objects),
+        **{f"noise_{k}": v for k, v in asdict(cfg.noise).items()},
     }
     (tmp / f"{name}.txt").write_text("".join(f"{k} = {v}\n" for k, v in meta.items()))
     if cfg.write_sens:
@@ -227,7 +240,7 @@ def _render_scene_files(tmp: Path, name: str, cfg: SceneConfig, progress: bool) 
         write_sens(
             tmp / f"{name}.sens",
             header,
-            zip(poses, color_jpegs, depth_pngs, strict=True),
+            zip(reported, color_jpegs, depth_pngs, strict=True),
             cfg.n_frames,
         )
 
@@ -276,6 +289,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--sens", action="store_true", help="also write a ScanNet .sens file")
+    parser.add_argument(
+        "--pose-noise-cm", type=float, default=0.0, help="reported position error, cm per axis"
+    )
+    parser.add_argument(
+        "--pose-noise-deg", type=float, default=0.0, help="reported orientation error per axis"
+    )
+    parser.add_argument(
+        "--exposure-noise", type=float, default=0.0, help="std of the log brightness gain"
+    )
     args = parser.parse_args(argv)
     for flag, value, low in (
         ("--scenes", args.scenes, 1),
@@ -291,7 +313,16 @@ def main(argv: list[str] | None = None) -> None:
         width=args.width,
         height=args.height,
         write_sens=args.sens,
+        noise=CaptureNoise(
+            pose_translation=args.pose_noise_cm / 100,
+            pose_rotation_deg=args.pose_noise_deg,
+            exposure=args.exposure_noise,
+        ),
     )
+    try:
+        cfg.noise.check()
+    except ValueError as err:  # before any scene is written
+        parser.error(str(err))
     for d in generate_dataset(args.out, args.scenes, cfg, first_index=args.first):
         print(d)
 
