@@ -31,6 +31,20 @@ def small_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def room_24(tmp_path_factory):
+    """A 24-frame 160x120 synthetic room (seed 11), as a ScanNet-layout reader: for
+    tests of inference that need frames, not quality."""
+    from atlas.readers.scannet import ScanNetFolder
+    from atlas.synthetic.generate import write_scene
+
+    root = tmp_path_factory.mktemp("room_24")
+    path = write_scene(
+        root / "scene0000_00", SceneConfig(seed=11, n_frames=24, width=160, height=120)
+    )
+    return ScanNetFolder(path)
+
+
+@pytest.fixture(scope="session")
 def small_prepared(small_dataset, tmp_path_factory) -> tuple[Path, dict]:
     """``small_dataset``'s scene prepared with the default settings (4/8/16 cm) and a 6 m
     depth cut: (the prepared root, the preparation summary)."""

@@ -24,6 +24,7 @@ SCRIPTS = (
     "model_bench",
     "prepare_bench",
     "real_data",
+    "real_rooms",
     "stereo_bench",
     "suite_bench",
 )
@@ -400,6 +401,38 @@ def test_stereo_bench_regenerates_the_published_block(tmp_path):
     bench.replace_block(page, bench.markdown_table(rows))
     # the published table is what the script writes from the published numbers
     assert page.read_text() == bench.DOC.read_text()
+
+
+def test_real_rooms_table_puts_each_model_against_stereo(tmp_path):
+    bench = script("real_rooms")
+    row = {"frames": 10, "seconds": 12.0, "prec": 0.5, "recal": 0.7, "acc": 0.061, "comp": 0.03}
+    old = [
+        {**row, "set": "7scenes", "method": "stereo", "fscore": 0.3},
+        {**row, "set": "scannet", "method": "model: a", "fscore": 0.5},
+        {**row, "set": "scannet", "method": "stereo", "fscore": 0.56},
+    ]
+    new = [{**row, "set": "scannet", "method": "model: a", "fscore": 0.6}]
+    rows = bench.merged(old, new)
+    assert [(r["set"], r["method"], r["fscore"]) for r in rows] == [
+        ("scannet", "stereo", 0.56),
+        ("scannet", "model: a", 0.6),
+        ("7scenes", "stereo", 0.3),
+    ]
+    lines = bench.markdown_table(rows).splitlines()
+    assert lines[3] == (
+        "| scannet | 10 | model: a | **0.600** | 0.500 | 0.700 | 6.1 | 3.0 | 12 | +0.040 |"
+    )
+    assert lines[2].endswith("| 12 |  |")
+    # the published block is what the script writes from the published numbers
+    published = json.loads(bench.JSON_OUT.read_text())["rows"]
+    page = tmp_path / "card.md"
+    page.write_text(f"{bench.START}\n{bench.END}\n")
+    harness.replace_block(page, bench.markdown_table(published), bench.START, bench.END)
+    text = bench.CARD.read_text()
+    assert (
+        page.read_text()
+        == text[text.index(bench.START) : text.index(bench.END) + len(bench.END)] + "\n"
+    )
 
 
 def test_bench_rule_of_the_makefile_runs_the_bench_scripts():

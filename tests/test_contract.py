@@ -5,7 +5,6 @@ the settings they were made with."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import subprocess
@@ -27,29 +26,18 @@ from atlas.readers.prepared import INDEX, load_index
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
 from atlas.stereo.presets import preset_name, stereo_from_dict, stereo_preset, stereo_to_dict
-from atlas.synthetic.generate import SceneConfig, write_scene
 from atlas.training.data import ATLASDataModule, ItemConfig
 from tests.conftest import run_main
+from tests.test_model import PRIOR, SMALL_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "backbone": {"depth": 18, "width": 8, "out_channels": 8},
-    "net": {"channels": [8, 16, 32]},
-    "voxel_sizes": [0.08, 0.16, 0.32],
-}
-# No preset's settings: 5x5 NCC windows.
-CUSTOM = dataclasses.replace(
-    prior_stereo_config(), sweep=dataclasses.replace(prior_stereo_config().sweep, window=5)
-)
+TINY = SMALL_MODEL
+CUSTOM = PRIOR  # no preset's settings: 5x5 NCC windows
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> ScanNetFolder:
-    root = tmp_path_factory.mktemp("contract")
-    path = write_scene(
-        root / "scene0000_00", SceneConfig(seed=11, n_frames=10, width=160, height=120)
-    )
-    return ScanNetFolder(path)
+def scene(room_24) -> ScanNetFolder:
+    return room_24
 
 
 @pytest.fixture(scope="module")

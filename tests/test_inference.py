@@ -42,12 +42,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> ScanNetFolder:
-    root = tmp_path_factory.mktemp("infer")
-    path = write_scene(
-        root / "scene0000_00", SceneConfig(seed=11, n_frames=24, width=160, height=120)
-    )
-    return ScanNetFolder(path)
+def scene(room_24) -> ScanNetFolder:
+    return room_24
 
 
 def make_tiny_model(color_variance: bool = False):

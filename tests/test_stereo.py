@@ -12,6 +12,7 @@ from PIL import Image
 
 from atlas.config import PrepareConfig
 from atlas.geometry.camera import scale_intrinsics
+from atlas.model.checkpoint import load_model
 from atlas.model.inference import ModelInferenceConfig
 from atlas.preparation.prepare import PrepareSettings
 from atlas.readers.scannet import ScanNetFolder
@@ -87,8 +88,11 @@ def test_prior_settings_do_not_follow_the_stereo_method():
         "trunc_voxels": 3.0,
         "max_depth": 3.0,
     }
-    for made_by in (PrepareSettings(), ModelInferenceConfig(), PrepareConfig()):
+    for made_by in (PrepareSettings(), PrepareConfig()):
         assert dataclasses.asdict(made_by.stereo) == prior, type(made_by).__name__
+    # inference takes the model file's own (its contract), the bundled one's is this
+    assert ModelInferenceConfig().stereo is None
+    assert dataclasses.asdict(load_model().contract.prior_stereo) == prior
 
 
 def test_neighbour_separation_must_be_a_distance():
