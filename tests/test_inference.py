@@ -102,13 +102,11 @@ def test_tiles_cover_the_volume_once():
 @pytest.mark.parametrize("color_variance", [False, True])
 def test_chunked_equals_whole(scene, prior, color_variance):
     net, cfg = make_tiny_model(color_variance)
-    whole = reconstruct_volume(
-        scene, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
-    ).grid
+    whole = reconstruct_volume(scene, net, cfg, DEFAULTS, contract(cfg), CPU, prior).model_grid
     X, Y, Z = whole.shape
     small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
     assert len(tiles(whole.shape, small.chunk_voxels, 16)) >= 4
-    chunked = reconstruct_volume(scene, net, cfg, small, contract(cfg), CPU, prior).grid
+    chunked = reconstruct_volume(scene, net, cfg, small, contract(cfg), CPU, prior).model_grid
     seen = whole.observed & chunked.observed
     assert (whole.observed == chunked.observed).mean() > 0.999
     diff = np.abs(whole.tsdf - chunked.tsdf)[seen]
@@ -121,12 +119,8 @@ def test_translation_by_whole_voxels_translates_the_result(scene, tiny_model, pr
     T = np.eye(4)
     T[:3, 3] = shift
     moved = AlignedReader(scene, Alignment(T, "test"))
-    a = reconstruct_volume(
-        scene, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
-    ).grid
-    b = reconstruct_volume(
-        moved, net, cfg, ModelInferenceConfig(), contract(cfg), "cpu", prior
-    ).grid
+    a = reconstruct_volume(scene, net, cfg, DEFAULTS, contract(cfg), CPU, prior).model_grid
+    b = reconstruct_volume(moved, net, cfg, DEFAULTS, contract(cfg), CPU, prior).model_grid
     np.testing.assert_allclose(b.origin, a.origin + shift, atol=1e-9)
     assert a.shape == b.shape
     assert (a.observed == b.observed).mean() > 0.999

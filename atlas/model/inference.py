@@ -15,6 +15,7 @@ result).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -31,12 +32,14 @@ from atlas.model.atlas_net import ATLASNet
 from atlas.model.backproject import FeatureVolume
 from atlas.model.config import ModelConfig
 from atlas.model.contract import InputContract, resolve_input
+from atlas.model.evidence import keep_evidence
 from atlas.model.photo_consistency import ColorVariance
 from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.pipeline import (
     StereoConfig,
     StereoDepths,
     fuse_prior,
+    fuse_stereo,
     stereo_depths,
 )
 from atlas.stereo.views import select_keyframes
@@ -65,7 +68,12 @@ class ModelInferenceConfig:
     grid; 1: marching cubes on the grid itself); stereo: the prior's settings (None: the
     model's own, from its input contract; others must equal them unless
     allow_input_mismatch, as must image_size, see
-    :func:`atlas.model.contract.resolve_input`)."""
+    :func:`atlas.model.contract.resolve_input`); evidence: combine the model's surface
+    with its prior's depth maps fused at the stereo settings' voxel size
+    (:mod:`atlas.model.evidence`: stereo surface within evidence_agree metres of the
+    model's is kept, other stereo surface dropped, the model fills what stereo did not
+    observe; that fusion's truncation band is evidence_trunc_voxels voxels), so the
+    output is at that finer voxel size; off: the model's own grid."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -78,6 +86,9 @@ class ModelInferenceConfig:
     mesh_upsample: int = 2
     stereo: StereoConfig | None = None
     allow_input_mismatch: bool = False
+    evidence: bool = True
+    evidence_agree: float = 0.16
+    evidence_trunc_voxels: float = 5.0
 
     def check(self, prefix: str = "") -> None:
         """``ValueError`` naming the first setting out of range (as ``prefix`` + its
@@ -122,6 +133,18 @@ class ModelInferenceConfig:
             ),
             ("rotations", self.rotations, "1, 2 or 4", self.rotations in (1, 2, 4)),
             (
+                "evidence_trunc_voxels",
+                self.evidence_trunc_voxels,
+                "a number of voxels > 0",
+                is_finite_number(self.evidence_trunc_voxels) and self.evidence_trunc_voxels > 0,
+            ),
+            (
+                "evidence_agree",
+                self.evidence_agree,
+                "a distance > 0 (metres)",
+                is_finite_number(self.evidence_agree) and self.evidence_agree > 0,
+            ),
+            (
                 "mesh_upsample",
                 self.mesh_upsample,
                 "an integer >= 1",
@@ -146,13 +169,16 @@ class ModelInferenceConfig:
 
 @dataclass
 class VolumePrediction:
-    """grid: the model's TSDF (unobserved where no view saw or the observed head says no
-    scan would see); prior: the stereo prior it was given, on the same grid (None for
-    ``prior=none`` models); frames: (N,) indices of the frames used; facts: frames
-    used, grid, timings; labels: (X, Y, Z) int16 semantic class per voxel of ``grid``,
-    for a model with a semantic head, else None."""
+    """grid: the output TSDF: the model's own (unobserved where no view saw or the
+    observed head says no scan would see), or with ``evidence`` its combination with
+    the prior's stereo at that stereo's voxel size; model_grid: the model's own TSDF;
+    prior: the stereo prior it was given, on the model's grid (None for ``prior=none``
+    models); frames: (N,) indices of the frames used; facts: frames used, grid,
+    timings; labels: (X, Y, Z) int16 semantic class per voxel of ``grid``, for a model
+    with a semantic head, else None."""
 
     grid: VoxelGrid
+    model_grid: VoxelGrid
     prior: VoxelGrid | None
     frames: np.ndarray
     facts: dict
@@ -222,16 +248,17 @@ def prior_volume(
     cfg: StereoConfig,
     device: str,
     prior_depths: PriorDepths = stereo_depths,
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """The stereo prior sampled on ``grid``: tsdf, observed (1, X, Y, Z) and facts.
-    With fewer than two frames, or no pair with a baseline, the prior is empty (all
-    unobserved) and the facts say why: the model then works from image features alone."""
+) -> tuple[torch.Tensor, torch.Tensor, dict, StereoDepths | None]:
+    """The stereo prior sampled on ``grid``: tsdf, observed (1, X, Y, Z), facts and the
+    depth maps it was fused from. With fewer than two frames, or no pair with a
+    baseline, the prior is empty (all unobserved, no depth maps) and the facts say why:
+    the model then works from image features alone."""
     try:
         depths = prior_depths(reader, cfg, device)
     except ValueError as err:
         log.warning("%s: no stereo prior: %s", reader.name, err)
         empty = torch.zeros((1, *grid.shape), device=device)
-        return empty + 1, empty.bool(), {"keyframes": 0, "warning": str(err)}
+        return empty + 1, empty.bool(), {"keyframes": 0, "warning": str(err)}, None
     tsdf, observed = on_grid(fuse_prior(depths, cfg, grid.voxel_size, device), grid)
     facts = {
         "keyframes": len(depths.keyframes),
@@ -241,6 +268,7 @@ def prior_volume(
         torch.from_numpy(tsdf)[None].to(device),
         torch.from_numpy(observed)[None].to(device),
         facts,
+        depths,
     )
 
 
@@ -454,9 +482,9 @@ def reconstruct_volume(
         "bounds_min": grid.origin.tolist(),
         "bounds_max": (grid.origin + (np.array(grid.shape) - 1) * grid.voxel_size).tolist(),
     }
-    prior_tsdf = prior_observed = None
+    prior_tsdf = prior_observed = depths = None
     if model.net.prior == "stereo":
-        prior_tsdf, prior_observed, stereo_facts = prior_volume(
+        prior_tsdf, prior_observed, stereo_facts, depths = prior_volume(
             reader, grid, prior_stereo, device, prior_depths
         )
         facts["stereo"] = {"preset": contract.prior_preset, **stereo_facts}
@@ -522,4 +550,21 @@ def reconstruct_volume(
         )
     result = VoxelGrid(pred.tsdf.numpy(), seen.float().numpy(), grid.origin, grid.voxel_size)
     labels = None if pred.labels is None else pred.labels.numpy()
-    return VolumePrediction(result, prior, indices, facts, labels)
+    output = result
+    if cfg.evidence and depths is not None:
+        t4 = time.perf_counter()
+        band = dataclasses.replace(prior_stereo, trunc_voxels=cfg.evidence_trunc_voxels)
+        output = keep_evidence(fuse_stereo(depths, band, device), result, cfg.evidence_agree)
+        if labels is not None:
+            labels = nearest_labels(labels, result, output)
+        facts["seconds"]["evidence"] = round(time.perf_counter() - t4, 2)
+    return VolumePrediction(output, result, prior, indices, facts, labels)
+
+
+def nearest_labels(labels: np.ndarray, source: VoxelGrid, target: VoxelGrid) -> np.ndarray:
+    """Per-voxel classes ``labels`` of ``source``'s grid on ``target``'s grid (same
+    frame), each target voxel taking its nearest source voxel's (int16)."""
+    ijk = np.indices(target.shape).reshape(3, -1).T
+    src = np.rint((target.origin + ijk * target.voxel_size - source.origin) / source.voxel_size)
+    src = np.clip(src.astype(np.int64), 0, np.array(source.shape) - 1)
+    return labels[src[:, 0], src[:, 1], src[:, 2]].reshape(target.shape).astype(np.int16)

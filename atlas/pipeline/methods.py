@@ -101,7 +101,9 @@ def reconstruct_model(
     seconds = facts.pop("seconds")
     facts["model"] = str(model or "bundled")
     frames = spread_frames(pred.frames)
-    rec = finish(reader, grid, "model", facts, frames, seconds, cfg.mesh_upsample)
+    # vertices every model voxel / mesh_upsample, whatever the output grid's voxel size
+    upsample = max(1, round(cfg.mesh_upsample * grid.voxel_size / pred.model_grid.voxel_size))
+    rec = finish(reader, grid, "model", facts, frames, seconds, upsample)
     rec.prior = pred.prior
     if pred.labels is not None:
         rec.labels = SemanticLabels.from_volume(pred.labels, grid, rec.mesh)
