@@ -54,6 +54,12 @@ def test_the_model_fills_what_stereo_did_not_observe():
     x, z = mesh.vertices[:, 0], mesh.vertices[:, 2]
     np.testing.assert_allclose(z[x < 0.7], 0.9, atol=1e-4)  # the model's surface
     np.testing.assert_allclose(z[x > 0.85], 0.8, atol=1e-4)  # stereo's, confirmed
+    # with a reach, only within 20 cm (in 3D) of the stereo surface it kept (z = 0.8 from
+    # x = 0.8 on): of the model's surface at z = 0.9, a band of x beyond 0.6
+    near = extract_mesh(keep_evidence(stereo, model, agree=0.16, reach=0.2))
+    x, z = near.vertices[:, 0], near.vertices[:, 2]
+    assert 0.6 < x.min() <= 0.72, x.min()
+    np.testing.assert_allclose(z[x < 0.75], 0.9, atol=1e-4)
     # where neither observed, nothing
     model.weight[:] = 0
     assert keep_evidence(stereo, model, 0.16).weight[:20].max() == 0
@@ -63,6 +69,8 @@ def test_agree_must_be_a_distance():
     grid = plane_grid(0.8, 0.04, 8, 5.0)
     with pytest.raises(ValueError, match="agree"):
         keep_evidence(grid, grid, 0.0)
+    with pytest.raises(ValueError, match="reach"):
+        keep_evidence(grid, grid, 0.1, reach=-1.0)
 
 
 def test_with_a_perfect_prior_the_model_is_at_least_the_prior(small_dataset):

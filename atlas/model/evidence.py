@@ -10,7 +10,9 @@ voxel size, 4 cm for the presets), each voxel takes
 - nothing (unobserved) where stereo observed it but the model disagrees (what is
   inconsistent with the model is removed);
 - the model's signed distance (trilinear from its coarser grid) where stereo observed
-  nothing and the model did (the model completes what stereo left out).
+  nothing, the model did, and a kept stereo surface voxel lies within ``reach`` metres
+  (the model completes the holes stereo left in the surfaces it found; surface the
+  model would put far from any confirmed evidence is not output).
 
 Signed distances are compared in metres (TSDF times the truncation distance of each
 grid); the result is truncated at stereo's truncation distance.
@@ -19,7 +21,7 @@ grid); the result is truncated at stereo's truncation distance.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import distance_transform_edt, map_coordinates
 
 from atlas.geometry import VoxelGrid
 
@@ -34,11 +36,14 @@ def signed_distance_at(grid: VoxelGrid, points: np.ndarray) -> tuple[np.ndarray,
     return tsdf * grid.trunc_voxels * grid.voxel_size, observed
 
 
-def keep_evidence(stereo: VoxelGrid, model: VoxelGrid, agree: float) -> VoxelGrid:
+def keep_evidence(
+    stereo: VoxelGrid, model: VoxelGrid, agree: float, reach: float = float("inf")
+) -> VoxelGrid:
     """The combination of the module docstring on ``stereo``'s grid (both grids in the
-    same frame; ``agree`` in metres, > 0). Weights are 1 where observed."""
-    if not agree > 0:
-        raise ValueError(f"agree must be a distance > 0 metres, got {agree!r}")
+    same frame; ``agree`` and ``reach`` in metres, > 0). Weights are 1 where observed."""
+    for name, value in (("agree", agree), ("reach", reach)):
+        if not value > 0:
+            raise ValueError(f"{name} must be a distance > 0 metres, got {value!r}")
     shape = stereo.tsdf.shape
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1).T
     model_d, model_seen = signed_distance_at(model, stereo.origin + ijk * stereo.voxel_size)
@@ -48,6 +53,12 @@ def keep_evidence(stereo: VoxelGrid, model: VoxelGrid, agree: float) -> VoxelGri
     stereo_seen = stereo.weight > 0
     keep = stereo_seen & (np.abs(model_d - stereo_d) < agree)
     fill = ~stereo_seen & model_seen
+    if np.isfinite(reach):
+        surface = keep & (np.abs(stereo_d) < stereo.voxel_size)
+        if surface.any():
+            fill &= distance_transform_edt(~surface) * stereo.voxel_size < reach
+        else:
+            fill[:] = False
     tsdf = np.ones(shape, np.float32)
     tsdf[keep] = stereo.tsdf[keep]
     tsdf[fill] = np.clip(model_d[fill] / trunc, -1.0, 1.0)

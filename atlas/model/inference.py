@@ -72,8 +72,9 @@ class ModelInferenceConfig:
     with its prior's depth maps fused at the stereo settings' voxel size
     (:mod:`atlas.model.evidence`: stereo surface within evidence_agree metres of the
     model's is kept, other stereo surface dropped, the model fills what stereo did not
-    observe; that fusion's truncation band is evidence_trunc_voxels voxels), so the
-    output is at that finer voxel size; off: the model's own grid."""
+    observe within evidence_reach metres of kept stereo surface; that fusion's
+    truncation band is evidence_trunc_voxels voxels), so the output is at that finer
+    voxel size; off: the model's own grid."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -88,6 +89,7 @@ class ModelInferenceConfig:
     allow_input_mismatch: bool = False
     evidence: bool = True
     evidence_agree: float = 0.16
+    evidence_reach: float = 0.2
     evidence_trunc_voxels: float = 5.0
 
     def check(self, prefix: str = "") -> None:
@@ -137,6 +139,12 @@ class ModelInferenceConfig:
                 self.evidence_trunc_voxels,
                 "a number of voxels > 0",
                 is_finite_number(self.evidence_trunc_voxels) and self.evidence_trunc_voxels > 0,
+            ),
+            (
+                "evidence_reach",
+                self.evidence_reach,
+                "a distance > 0 (metres)",
+                is_finite_number(self.evidence_reach) and self.evidence_reach > 0,
             ),
             (
                 "evidence_agree",
@@ -554,7 +562,8 @@ def reconstruct_volume(
     if cfg.evidence and depths is not None:
         t4 = time.perf_counter()
         band = dataclasses.replace(prior_stereo, trunc_voxels=cfg.evidence_trunc_voxels)
-        output = keep_evidence(fuse_stereo(depths, band, device), result, cfg.evidence_agree)
+        stereo = fuse_stereo(depths, band, device)
+        output = keep_evidence(stereo, result, cfg.evidence_agree, cfg.evidence_reach)
         if labels is not None:
             labels = nearest_labels(labels, result, output)
         facts["seconds"]["evidence"] = round(time.perf_counter() - t4, 2)
