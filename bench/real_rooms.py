@@ -4,7 +4,8 @@
     python bench/real_rooms.py [--checkpoint PATH] [--label NAME] [--sets scannet ...]
 
 For each real set whose data is present, the model (``--checkpoint``, default the
-bundled one; every frame, the prior its contract names) and ``method=stereo`` with the
+bundled one; every frame, the prior its contract names, ``model.evidence`` on unless
+``--no-evidence``) and ``method=stereo`` with the
 ``default`` preset reconstruct the same frames through the one per-scene pipeline
 (``reconstruct_scene``, in the capture's own frame), and both are scored with the ATLAS
 protocol at 5 cm against the set's fused depth:
@@ -71,9 +72,11 @@ def open_set(name: str):
     return reader, read_ply(cached)
 
 
-def run_one(name: str, method: str, checkpoint: str | None) -> dict | None:
-    """Reconstruct set ``name`` with ``method`` and score it (meant for a fresh process)."""
+def run_one(name: str, method: str, checkpoint: str | None, evidence: bool = True) -> dict | None:
+    """Reconstruct set ``name`` with ``method`` (a model with ``model.evidence`` on or
+    off) and score it (meant for a fresh process)."""
     from atlas.evaluation.mesh_metrics import mesh_metrics
+    from atlas.model.inference import ModelInferenceConfig
     from atlas.pipeline.methods import MethodSettings
     from atlas.pipeline.scene import reconstruct_scene
     from atlas.stereo.presets import stereo_preset
@@ -82,7 +85,11 @@ def run_one(name: str, method: str, checkpoint: str | None) -> dict | None:
     if opened is None:
         return None
     reader, gt = opened
-    settings = MethodSettings(checkpoint=checkpoint, stereo=stereo_preset("default"))
+    settings = MethodSettings(
+        checkpoint=checkpoint,
+        model=ModelInferenceConfig(evidence=evidence),
+        stereo=stereo_preset("default"),
+    )
     with timed() as t:  # align=none: scored in the capture's own frame, the ground truth's
         rec = reconstruct_scene(reader, method, settings, align="none")
     m = mesh_metrics(rec.mesh, gt)
@@ -132,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="bundled", help="the model's name in the table")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--stereo-again", action="store_true", help="remeasure stereo rows")
+    parser.add_argument(
+        "--no-evidence", action="store_true", help="the model's own grid (model.evidence=false)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     old = json.loads(JSON_OUT.read_text())["rows"] if JSON_OUT.exists() else []
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             runs.insert(0, ("stereo", None))
         for method, checkpoint in runs:
             kind = "stereo" if method == "stereo" else "model"
-            row = harness.call_fresh(run_one, name, kind, checkpoint)
+            row = harness.call_fresh(run_one, name, kind, checkpoint, not args.no_evidence)
             if row is None:
                 print(f"{name}: data not found, skipped")
                 break

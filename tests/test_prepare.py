@@ -260,7 +260,8 @@ def test_prepared_index_is_typed_and_versioned(tiny_dataset, tmp_path):
     legacy = {k: v for k, v in data.items() if k != "version"}
     assert PreparedIndex.from_json(legacy, path).version == 0
     bad = {
-        "newer": ({**data, "version": INDEX_VERSION + 1}, "index version 2"),
+        "newer": ({**data, "version": INDEX_VERSION + 1}, f"index version {INDEX_VERSION + 1}"),
+        "prior": ({**data, "prior_stereo": "7x7"}, "'prior_stereo' must be an object"),
         "unknown": ({**data, "colour_size": [1, 2]}, "unknown index key 'colour_size'"),
         "missing": ({k: v for k, v in data.items() if k != "K_depth"}, "has no 'K_depth'"),
         "size": ({**data, "color_size": [64, "48"]}, "'color_size' must be [width, height]"),
