@@ -21,7 +21,8 @@ user without a model has. Writes a JSON file and one picture per set (model | pr
 ``--prior-source`` is a diagnostic: the model's prior is fused from the depth sensor's
 frames at the stereo keyframes instead of stereo depth, either at every pixel
 (``sensor``) or only at the pixels stereo kept (``sensor-at-stereo-pixels``: stereo's
-coverage with perfect depth). It tells how much of the model's error is its input's.
+coverage with perfect depth). It tells how much of the model's error is its input's, so
+it scores the network's own grid (``model.evidence`` off).
 Synthetic scenes only (7-Scenes' ground truth is its own depth sensor's fusion).
 """
 
@@ -42,6 +43,7 @@ from atlas.geometry import Mesh, extract_mesh, fuse_depth_frames, read_ply
 from atlas.geometry.camera import scale_intrinsics
 from atlas.geometry.render import save_preview
 from atlas.io_utils import atomic_path
+from atlas.model.checkpoint import load_model
 from atlas.model.inference import ModelInferenceConfig, PriorDepths
 from atlas.pipeline.methods import MethodSettings
 from atlas.pipeline.scene import reconstruct_scene
@@ -150,13 +152,19 @@ def evaluate(
 ) -> tuple[list[dict], list[dict]]:
     if prior_source not in PRIOR_SOURCES:
         raise ValueError(f"prior source {prior_source!r} is not one of {PRIOR_SOURCES}")
-    infer_cfg = ModelInferenceConfig(rotations=rotations, mesh_upsample=mesh_upsample)
+    # a sensor prior would pass through the evidence rule as it is: the diagnostic
+    # measures the network's own grid
+    infer_cfg = ModelInferenceConfig(
+        rotations=rotations, mesh_upsample=mesh_upsample, evidence=prior_source == "stereo"
+    )
     model = MethodSettings(checkpoint, infer_cfg, prior_depths=sensor_prior(prior_source))
     sensor = prior_source != "stereo"
+    contract = load_model(checkpoint).contract
+    prior_size = contract.prior_stereo.image_size if contract.prior_stereo else None
     rows, panels = [], {}
     for set_name, reader, gt in scenes(synthetic, demo, None if sensor else seven_scenes):
         if sensor:  # fail here, not as an empty prior in inference
-            check_sensor_camera(reader, infer_cfg.stereo.image_size)
+            check_sensor_camera(reader, prior_size)
         rec = reconstruct_scene(reader, "model", model)  # the readers here are Z-up already
         meshes = {"model": rec.mesh}
         if rec.prior is not None:

@@ -55,3 +55,20 @@ def test_sensor_prior_refuses_another_depth_camera():
     none = SimpleNamespace(**{**vars(same), "name": "rgb", "K_depth": None, "depth_size": None})
     with pytest.raises(ValueError, match="rgb: no depth frames"):
         check_sensor_camera(none, (160, 120))
+
+
+def test_the_sensor_diagnostic_scores_the_network_on_a_held_out_room(tmp_path):
+    """``python -m atlas.model_card --prior-source sensor`` end to end on one tiny test
+    room: the bundled model's own grid (no evidence rule) and the sensor prior, scored."""
+    from atlas.model_card import evaluate
+    from atlas.synthetic.generate import SceneConfig, generate_dataset
+
+    root = tmp_path / "synthetic"
+    cfg = SceneConfig(seed=5, n_frames=12, width=160, height=120)
+    generate_dataset(root, 1, cfg, first_index=9, progress=False)  # index 9: the test split
+    rows, means = evaluate(None, root, tmp_path / "no_demo", tmp_path / "no_7scenes", None,
+                           prior_source="sensor")  # fmt: skip
+    methods = {r["method"]: r for r in rows}
+    assert set(methods) == {"model", "sensor prior"}
+    assert all(0 <= r["fscore"] <= 1 for r in rows) and methods["sensor prior"]["fscore"] > 0.3
+    assert {m["method"] for m in means} == {"model", "sensor prior"}
