@@ -99,7 +99,7 @@ def check_selected(argv: list[str], unset_nodes: dict[str, str]) -> None:
     ``{"model.stereo": "stereo@model.stereo"}``) when no override selects that option:
     Hydra itself fails there with an assertion that names nothing."""
     for node, group in unset_nodes.items():
-        if any(a.startswith(f"{group}=") for a in argv):
+        if any(a.lstrip("+~").startswith(f"{group}=") for a in argv):
             continue
         for arg in argv:
             if arg.lstrip("+~").startswith(f"{node}."):

@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     have = {(r["set"], r["method"]) for r in old}
     rows = []
     for name in args.sets:
-        runs = [(f"model: {args.label}", args.checkpoint)]
+        label = args.label + (" (evidence off)" if args.no_evidence else "")
+        runs = [(f"model: {label}", args.checkpoint)]
         if args.stereo_again or (name, "stereo") not in have:
             runs.insert(0, ("stereo", None))
         for method, checkpoint in runs:

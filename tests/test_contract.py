@@ -158,6 +158,15 @@ def test_a_malformed_contract_names_the_file(tiny, tmp_path):
     torch.save(record, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"bad\.pt: the input contract is malformed"):
         load_model(tmp_path / "bad.pt")
+    record["contract"]["image_size"] = [80, 60]
+    record["contract"]["channels"] = [["features", 8], ["seen", 1]]  # a prior-less net's
+    torch.save(record, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt: the input contract's channels"):
+        load_model(tmp_path / "bad.pt")
+    del record["contract"]["prior_stereo"]["sweep"]
+    torch.save(record, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt: the input contract is malformed"):
+        load_model(tmp_path / "bad.pt")
     del record["contract"]["channels"]
     torch.save(record, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"bad\.pt: the input contract must have the keys"):

@@ -130,6 +130,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     card = record.get("card", {})
     if "contract" in record:
         contract = InputContract.from_dict(record["contract"], path)
+        contract.check_fits(cfg, path)
     else:
         contract = assumed_contract(cfg, card)
         log.warning(

@@ -46,6 +46,23 @@ class InputContract:
     image_size: tuple[int, int]
     channels: list[tuple[str, int]]
 
+    def __post_init__(self) -> None:
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+
+    def check_fits(self, cfg: ModelConfig, path: str | Path) -> None:
+        """``ValueError`` naming the model file ``path`` unless the contract's channels
+        and prior are those of the architecture ``cfg``."""
+        if self.channels != input_channels(cfg):
+            raise ValueError(
+                f"{path}: the input contract's channels {self.channels} are not the model's "
+                f"{input_channels(cfg)}"
+            )
+        if (self.prior_stereo is None) != (cfg.net.prior != "stereo"):
+            raise ValueError(
+                f"{path}: the input contract's prior ({self.prior_preset}) does not fit a "
+                f"model with prior={cfg.net.prior}"
+            )
+
     def to_dict(self) -> dict:
         """Plain values, as stored in a model file (loads with ``weights_only=True``)."""
         return {
@@ -75,7 +92,7 @@ class InputContract:
                 (int(data["image_size"][0]), int(data["image_size"][1])),
                 [(str(name), int(count)) for name, count in data["channels"]],
             )
-        except (TypeError, ValueError, IndexError) as err:
+        except (TypeError, ValueError, IndexError, KeyError) as err:
             raise ValueError(f"{path}: the input contract is malformed ({err})") from None
 
 

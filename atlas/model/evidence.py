@@ -15,7 +15,10 @@ voxel size, 4 cm for the presets), each voxel takes
   model would put far from any confirmed evidence is not output).
 
 Signed distances are compared in metres (TSDF times the truncation distance of each
-grid); the result is truncated at stereo's truncation distance.
+grid); the result is truncated at stereo's truncation distance. The model's signed
+distance is its network output wherever its grid reaches, observed or not (so a voxel
+its observed head rejected still confirms or contradicts stereo), and free space
+(disagreement) beyond its grid.
 """
 
 from __future__ import annotations

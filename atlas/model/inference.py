@@ -42,6 +42,7 @@ from atlas.stereo.pipeline import (
     fuse_stereo,
     stereo_depths,
 )
+from atlas.stereo.presets import preset_name
 from atlas.stereo.views import select_keyframes
 from atlas.validate import is_finite_number, is_int_at_least
 
@@ -55,7 +56,7 @@ PriorDepths = Callable[[SceneReader, StereoConfig, str], StereoDepths]
 
 @dataclass
 class ModelInferenceConfig:
-    """image_size: (width, height) the backbone sees (None: the model card's);
+    """image_size: (width, height) the backbone sees (None: the model's contract's);
     frame_stride: use every k-th frame; keyframe_translation (metres) /
     keyframe_rotation_deg: when translation > 0, keep only frames that moved that much
     since the last kept one; max_depth: metres, frusta are clipped there;
@@ -64,8 +65,9 @@ class ModelInferenceConfig:
     rotations: 1, or 2 or 4 to average the 3D network over that many quarter turns of
     its input about +z (test-time augmentation, that many times the 3D part's time);
     mesh_upsample: the mesh is polygonised on the TSDF's trilinear interpolation this
-    many times finer (vertices every voxel_size / k; the saved TSDF stays the model's
-    grid; 1: marching cubes on the grid itself); stereo: the prior's settings (None: the
+    many times finer than the model's grid (vertices every voxel_size / k; with
+    evidence the output grid is already finer and is polygonised at that spacing);
+    stereo: the prior's settings (None: the
     model's own, from its input contract; others must equal them unless
     allow_input_mismatch, as must image_size, see
     :func:`atlas.model.contract.resolve_input`); evidence: combine the model's surface
@@ -495,7 +497,7 @@ def reconstruct_volume(
         prior_tsdf, prior_observed, stereo_facts, depths = prior_volume(
             reader, grid, prior_stereo, device, prior_depths
         )
-        facts["stereo"] = {"preset": contract.prior_preset, **stereo_facts}
+        facts["stereo"] = {"preset": preset_name(prior_stereo), **stereo_facts}
     t1 = time.perf_counter()
     features = frame_features(reader, indices, net, image_size, device)
     t2 = time.perf_counter()
@@ -559,13 +561,23 @@ def reconstruct_volume(
     result = VoxelGrid(pred.tsdf.numpy(), seen.float().numpy(), grid.origin, grid.voxel_size)
     labels = None if pred.labels is None else pred.labels.numpy()
     output = result
-    if cfg.evidence and depths is not None:
+    if not cfg.evidence:
+        facts["evidence"] = "off"
+    elif depths is None:
+        facts["evidence"] = "skipped: no prior depth maps (the model's own grid)"
+    else:
         t4 = time.perf_counter()
         band = dataclasses.replace(prior_stereo, trunc_voxels=cfg.evidence_trunc_voxels)
         stereo = fuse_stereo(depths, band, device)
-        output = keep_evidence(stereo, result, cfg.evidence_agree, cfg.evidence_reach)
-        if labels is not None:
-            labels = nearest_labels(labels, result, output)
+        combined = keep_evidence(stereo, result, cfg.evidence_agree, cfg.evidence_reach)
+        if combined.observed.any():
+            output = combined
+            facts["evidence"] = "on"
+            if labels is not None:
+                labels = nearest_labels(labels, result, output)
+        else:  # stereo kept no surface the model confirms: nothing to anchor the rule
+            facts["evidence"] = "skipped: no stereo surface confirmed (the model's own grid)"
+            log.warning("%s: %s", reader.name, facts["evidence"])
         facts["seconds"]["evidence"] = round(time.perf_counter() - t4, 2)
     return VolumePrediction(output, result, prior, indices, facts, labels)
 

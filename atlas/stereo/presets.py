@@ -57,11 +57,19 @@ def stereo_to_dict(cfg: StereoConfig) -> dict:
 
 
 def stereo_from_dict(d: dict) -> StereoConfig:
-    """Stereo settings from :func:`stereo_to_dict`'s values; an unknown key is a
-    TypeError naming it."""
+    """Stereo settings from :func:`stereo_to_dict`'s values, every one of them: an
+    unknown or a missing key is a TypeError naming it (a record is never completed
+    with defaults, which may change)."""
     d = dict(d)
-    sweep = SweepConfig(**d.pop("sweep"))
-    cfg = StereoConfig(sweep=sweep, **d)
+    sweep_d = dict(d.pop("sweep", {}))
+    for record, kind in ((d, StereoConfig), (sweep_d, SweepConfig)):
+        names = {f.name for f in dataclasses.fields(kind)} - (
+            {"sweep"} if kind is StereoConfig else set()
+        )
+        missing = sorted(names - set(record))
+        if missing:
+            raise TypeError(f"{kind.__name__} record lacks {missing}")
+    cfg = StereoConfig(sweep=SweepConfig(**sweep_d), **d)
     cfg.image_size = tuple(cfg.image_size)
     return cfg
 

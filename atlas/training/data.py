@@ -42,7 +42,7 @@ from atlas.geometry.voxel_grid import VoxelGrid
 from atlas.model.config import ModelConfig
 from atlas.model.contract import InputContract, make_contract
 from atlas.readers.image_io import read_color
-from atlas.readers.prepared import frame_path, is_prepared, load_index, scale_key
+from atlas.readers.prepared import INDEX, frame_path, is_prepared, load_index, scale_key
 from atlas.readers.scannet import read_split
 from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
 from atlas.stereo.presets import stereo_differences, stereo_from_dict, stereo_to_dict
@@ -366,7 +366,13 @@ class ATLASDataModule(pl.LightningDataModule):
             recorded = scene.index.prior_stereo
             if not recorded:
                 unrecorded.append(scene.dir)
-            cfg = stereo_from_dict(recorded) if recorded else prior_stereo_config()
+            try:
+                cfg = stereo_from_dict(recorded) if recorded else prior_stereo_config()
+            except (TypeError, KeyError) as err:
+                raise ValueError(
+                    f"{scene.dir / INDEX}: 'prior_stereo' is not a stereo settings record "
+                    f"({type(err).__name__}: {err}); prepare the scene again"
+                ) from None
             found.setdefault(json.dumps(stereo_to_dict(cfg), sort_keys=True), (scene.dir, cfg))
         if unrecorded:
             log.warning(
