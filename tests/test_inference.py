@@ -59,7 +59,7 @@ def make_tiny_model(color_variance: bool = False):
 
 
 CPU = "cpu"
-DEFAULTS = ModelInferenceConfig()
+DEFAULTS = ModelInferenceConfig(evidence=False)  # the tests here are about the network
 
 
 def contract(cfg: ModelConfig) -> InputContract:
@@ -102,9 +102,13 @@ def test_tiles_cover_the_volume_once():
 @pytest.mark.parametrize("color_variance", [False, True])
 def test_chunked_equals_whole(scene, prior, color_variance):
     net, cfg = make_tiny_model(color_variance)
-    whole = reconstruct_volume(scene, net, cfg, DEFAULTS, contract(cfg), CPU, prior).model_grid
+    pred = reconstruct_volume(scene, net, cfg, DEFAULTS, contract(cfg), CPU, prior)
+    assert pred.grid is pred.model_grid and pred.facts["evidence"] == "off"
+    whole = pred.grid
     X, Y, Z = whole.shape
-    small = ModelInferenceConfig(chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16)
+    small = ModelInferenceConfig(
+        chunk_voxels=(X // 2) * (Y // 2) * Z, chunk_margin=16, evidence=False
+    )
     assert len(tiles(whole.shape, small.chunk_voxels, 16)) >= 4
     chunked = reconstruct_volume(scene, net, cfg, small, contract(cfg), CPU, prior).model_grid
     seen = whole.observed & chunked.observed
