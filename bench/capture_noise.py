@@ -74,6 +74,8 @@ def keyframe_error(scene_dir: str, preset: str) -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """The model card's table: one row per preset and capture (noise level or the
+    ScanNet room)."""
     lines = [
         "| stereo preset | capture | pose error (cm, deg per axis) | exposure | keyframes "
         "| pixels kept | AbsRel | δ<1.25 |",
