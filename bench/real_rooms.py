@@ -33,20 +33,19 @@ from pathlib import Path
 if not __package__:  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import harness
-from bench.harness import BENCH_DATA, ROOT, SEVEN_SCENES, SHARED_DATA, timed
+from bench.harness import ROOT, SEVEN_SCENES, SHARED_DATA, timed
 
 SETS = ("scannet", "scannet-sample", "7scenes")
 JSON_OUT = ROOT / "docs" / "real_rooms.json"
 CARD = ROOT / "docs" / "model_card.md"
 START, END = harness.block_markers("real_rooms")
-GT_CACHE = BENCH_DATA / "stereo_gt"  # shared with bench/stereo_bench.py
 
 
 def open_set(name: str):
     """(reader, ground-truth mesh) of a real set, or None when its data is absent."""
-    from atlas.geometry import extract_mesh, fuse_depth_frames, read_ply, write_ply
     from atlas.model_card import seven_scenes_held_out
     from atlas.readers.scannet import ScanNetFolder
+    from bench.stereo_bench import fused_ground_truth
 
     if name == "7scenes":
         return seven_scenes_held_out(SEVEN_SCENES) if SEVEN_SCENES.is_dir() else None
@@ -57,19 +56,7 @@ def open_set(name: str):
     if not folder.is_dir():
         return None
     reader = ScanNetFolder(folder)
-    cached = GT_CACHE / ("scannet_0.02_4.0.ply" if name == "scannet" else f"{name}_0.02_4.0.ply")
-    if not cached.exists():
-        grid = fuse_depth_frames(
-            ((f.depth, None) for f in reader),
-            reader.K_depth,
-            reader.poses[reader.valid],
-            reader.depth_size,
-            0.02,
-            4.0,
-        )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        write_ply(extract_mesh(grid), cached)
-    return reader, read_ply(cached)
+    return reader, fused_ground_truth(name, reader, 0.02, 4.0)
 
 
 def run_one(name: str, method: str, checkpoint: str | None, evidence: bool = True) -> dict | None:

@@ -63,12 +63,20 @@ def open_reader(scene: str):
 
 def ground_truth(scene: str, reader):
     """The mesh a scene is scored against (fused ones cached under data/bench)."""
-    from atlas.geometry import extract_mesh, fuse_depth_frames, read_ply, write_ply
+    from atlas.geometry import read_ply
 
     if reader.gt_mesh_path:
         return read_ply(reader.gt_mesh_path)
     voxel, max_depth = (0.02, 4.0) if scene == "scannet" else (0.04, 3.0)
-    cached = GT_CACHE / f"{scene}_{voxel}_{max_depth}.ply"
+    return fused_ground_truth(scene, reader, voxel, max_depth)
+
+
+def fused_ground_truth(name: str, reader, voxel: float, max_depth: float):
+    """The mesh of every frame's depth fused at ``voxel`` metres up to ``max_depth``,
+    cached as data/bench/stereo_gt/<name>_<voxel>_<max_depth>.ply."""
+    from atlas.geometry import extract_mesh, fuse_depth_frames, read_ply, write_ply
+
+    cached = GT_CACHE / f"{name}_{voxel}_{max_depth}.ply"
     if cached.exists():
         return read_ply(cached)
     grid = fuse_depth_frames(

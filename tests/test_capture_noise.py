@@ -13,7 +13,6 @@ from atlas.synthetic.capture import (
     CaptureNoise,
     exposure_gains,
     reported_poses,
-    rotation_matrices,
     smooth_noise,
 )
 from atlas.synthetic.generate import SceneConfig, main, make_scene, write_scene
@@ -27,17 +26,6 @@ def test_smooth_noise_has_unit_spread_and_the_stated_correlation():
     lag = [float(np.corrcoef(noise[:-k, 0], noise[k:, 0])[0, 1]) for k in (1, 10, 60)]
     # a Gaussian kernel of sigma s correlates lag k by exp(-k^2 / (4 s^2))
     np.testing.assert_allclose(lag, np.exp(-(np.array([1, 10, 60]) ** 2) / 400), atol=0.05)
-
-
-def test_rotation_matrices_match_axis_angle():
-    vec = np.array([[0.0, 0.0, np.pi / 2], [0.1, -0.2, 0.3], [0.0, 0.0, 0.0]])
-    R = rotation_matrices(vec)
-    np.testing.assert_allclose(R[0] @ [1, 0, 0], [0, 1, 0], atol=1e-12)
-    np.testing.assert_allclose(
-        R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-12
-    )
-    np.testing.assert_allclose(np.linalg.det(R), 1.0)
-    np.testing.assert_allclose(rotation_angle(R, np.eye(3)), np.linalg.norm(vec, axis=1), atol=1e-9)
 
 
 def test_reported_poses_are_off_by_the_stated_amounts():

@@ -24,7 +24,7 @@ its observed head rejected still confirms or contradicts stereo), and free space
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, map_coordinates
+from scipy.ndimage import affine_transform, distance_transform_edt, map_coordinates
 
 from atlas.geometry import VoxelGrid
 
@@ -39,6 +39,22 @@ def signed_distance_at(grid: VoxelGrid, points: np.ndarray) -> tuple[np.ndarray,
     return tsdf * grid.trunc_voxels * grid.voxel_size, observed
 
 
+def signed_distance_on(grid: VoxelGrid, target: VoxelGrid) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`signed_distance_at` at every voxel centre of ``target`` (target.shape
+    each; both grids axis-aligned in the same frame), resampled without building the
+    centres' coordinates."""
+    scale = np.full(3, target.voxel_size / grid.voxel_size)
+    offset = (target.origin - grid.origin) / grid.voxel_size
+
+    def resample(values: np.ndarray, order: int, cval: float) -> np.ndarray:
+        return affine_transform(
+            values, scale, offset, target.shape, order=order, mode="constant", cval=cval
+        )
+
+    tsdf = resample(grid.tsdf, 1, 1.0)
+    return tsdf * grid.trunc_voxels * grid.voxel_size, resample(grid.weight, 0, 0.0) > 0
+
+
 def keep_evidence(
     stereo: VoxelGrid, model: VoxelGrid, agree: float, reach: float = float("inf")
 ) -> VoxelGrid:
@@ -48,9 +64,7 @@ def keep_evidence(
         if not value > 0:
             raise ValueError(f"{name} must be a distance > 0 metres, got {value!r}")
     shape = stereo.tsdf.shape
-    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1).T
-    model_d, model_seen = signed_distance_at(model, stereo.origin + ijk * stereo.voxel_size)
-    model_d, model_seen = model_d.reshape(shape), model_seen.reshape(shape)
+    model_d, model_seen = signed_distance_on(model, stereo)
     trunc = stereo.trunc_voxels * stereo.voxel_size
     stereo_d = stereo.tsdf * trunc
     stereo_seen = stereo.weight > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from atlas.validate import is_finite_number
 
@@ -54,17 +55,6 @@ def smooth_noise(rng: np.random.Generator, n: int, dims: int, frames: float) -> 
     return np.stack([np.convolve(white[:, d], kernel, mode="valid") for d in range(dims)], 1)
 
 
-def rotation_matrices(rotvec: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations of axis-angle vectors (N, 3) radians (Rodrigues)."""
-    angle = np.linalg.norm(rotvec, axis=1)
-    axis = rotvec / np.maximum(angle, 1e-12)[:, None]
-    x, y, z = axis.T
-    zero = np.zeros_like(x)
-    cross = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], 1).reshape(-1, 3, 3)
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * cross + (1 - c) * cross @ cross
-
-
 def reported_poses(poses: np.ndarray, noise: CaptureNoise, rng: np.random.Generator) -> np.ndarray:
     """(N, 4, 4) camera-to-world poses as a tracker would report the true ``poses``
     (N, 4, 4): positions off by smooth noise of ``pose_translation`` metres per axis,
@@ -75,7 +65,7 @@ def reported_poses(poses: np.ndarray, noise: CaptureNoise, rng: np.random.Genera
         out[:, :3, 3] += noise.pose_translation * smooth_noise(rng, n, 3, noise.pose_frames)
     if noise.pose_rotation_deg > 0:
         turn = np.radians(noise.pose_rotation_deg) * smooth_noise(rng, n, 3, noise.pose_frames)
-        out[:, :3, :3] = poses[:, :3, :3] @ rotation_matrices(turn)
+        out[:, :3, :3] = poses[:, :3, :3] @ Rotation.from_rotvec(turn).as_matrix()
     return out
 
 

@@ -26,7 +26,6 @@ same items as an uninterrupted one.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from atlas.readers.image_io import read_color
 from atlas.readers.prepared import INDEX, frame_path, is_prepared, load_index, scale_key
 from atlas.readers.scannet import read_split
 from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
-from atlas.stereo.presets import stereo_differences, stereo_from_dict, stereo_to_dict
+from atlas.stereo.presets import stereo_differences, stereo_from_dict
 from atlas.training.crops import (
     crop_centres,
     random_crop_transform,
@@ -360,7 +359,7 @@ class ATLASDataModule(pl.LightningDataModule):
         self.setup()
         if self.item.prior != "stereo":
             return None
-        found: dict[str, tuple[Path, StereoConfig]] = {}
+        found: list[tuple[Path, StereoConfig]] = []
         unrecorded = []
         for scene in self.train_set.scenes + self.val_set.scenes:
             recorded = scene.index.prior_stereo
@@ -373,7 +372,7 @@ class ATLASDataModule(pl.LightningDataModule):
                     f"{scene.dir / INDEX}: 'prior_stereo' is not a stereo settings record "
                     f"({type(err).__name__}: {err}); prepare the scene again"
                 ) from None
-            found.setdefault(json.dumps(stereo_to_dict(cfg), sort_keys=True), (scene.dir, cfg))
+            found.append((scene.dir, cfg))
         if unrecorded:
             log.warning(
                 "%d prepared scene(s) record no prior settings (prepared before 2026-12-07, "
@@ -381,13 +380,14 @@ class ATLASDataModule(pl.LightningDataModule):
                 len(unrecorded),
                 unrecorded[0],
             )
-        if len(found) > 1:
-            (dir_a, a), (dir_b, b) = list(found.values())[:2]
-            raise ValueError(
-                f"{dir_a} and {dir_b}: priors made with different stereo settings "
-                f"({'; '.join(stereo_differences(a, b))}); prepare every scene with one"
-            )
-        return next(iter(found.values()))[1]
+        (dir_a, a), *others = found
+        for dir_b, b in others:
+            if b != a:
+                raise ValueError(
+                    f"{dir_a} and {dir_b}: priors made with different stereo settings "
+                    f"({'; '.join(stereo_differences(a, b))}); prepare every scene with one"
+                )
+        return a
 
     def input_contract(self, model: ModelConfig) -> InputContract:
         """The input contract of a model of architecture ``model`` trained on this data."""
