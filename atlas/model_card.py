@@ -107,7 +107,10 @@ def sensor_prior(source: str) -> PriorDepths:
     if source == "stereo":
         return stereo_depths
 
-    def depths(reader: SceneReader, cfg: StereoConfig, device: str) -> StereoDepths:
+    def depths(
+        reader: SceneReader, cfg: StereoConfig, device: str, refined_scale: int
+    ) -> StereoDepths:
+        # no refined stereo maps: the evidence rule, if on, takes the sensor's maps
         stereo = stereo_depths(reader, cfg, device)
         sensor = sensor_depth_maps(reader, stereo.keyframes, cfg.image_size).to(device)
         if source == "sensor-at-stereo-pixels":

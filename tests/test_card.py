@@ -20,9 +20,10 @@ def test_sensor_prior_replaces_stereo_depth_on_its_grid(small_dataset):
     reader = SubsetReader(ScanNetFolder(small_dataset / "scans" / "scene0000_00"), range(0, 30, 2))
     cfg = prior_stereo_config()
     stereo = stereo_depths(reader, cfg)
-    everywhere = sensor_prior("sensor")(reader, cfg, "cpu")
-    at_stereo = sensor_prior("sensor-at-stereo-pixels")(reader, cfg, "cpu")
+    everywhere = sensor_prior("sensor")(reader, cfg, "cpu", 2)
+    at_stereo = sensor_prior("sensor-at-stereo-pixels")(reader, cfg, "cpu", 1)
     assert sensor_prior("stereo") is stereo_depths
+    assert everywhere.refined is None  # the evidence rule, if on, takes the sensor's maps
     np.testing.assert_array_equal(everywhere.keyframes, stereo.keyframes)
     torch.testing.assert_close(everywhere.poses, stereo.poses)
 

@@ -67,11 +67,11 @@ class Recorder:
     def __init__(self) -> None:
         self.asked: list = []
 
-    def __call__(self, reader, cfg, device):
+    def __call__(self, reader, cfg, device, refined_scale):
         self.asked.append(cfg)
-        key = json.dumps(stereo_to_dict(cfg), sort_keys=True)
+        key = json.dumps([stereo_to_dict(cfg), refined_scale], sort_keys=True)
         if key not in Recorder.depths:
-            Recorder.depths[key] = stereo_depths(reader, cfg, device)
+            Recorder.depths[key] = stereo_depths(reader, cfg, device, refined_scale)
         return Recorder.depths[key]
 
 
@@ -103,6 +103,8 @@ def test_inference_builds_the_contract_input(scene, tiny):
     rec = reconstruct_model(scene, path, prior_depths=recorder)
     assert recorder.asked == [CUSTOM]
     assert rec.summary["stereo"]["preset"] == "custom"
+    # the prior is the contract's 160x120 maps; the evidence rule took them refined 2x
+    assert rec.summary["evidence"] == "on" and rec.summary["evidence_depth_size"] == [320, 240]
     # Asking for exactly the contract's settings is no mismatch.
     asked = ModelInferenceConfig(stereo=CUSTOM, image_size=(80, 60))
     same = reconstruct_model(scene, path, asked, prior_depths=recorder)

@@ -73,10 +73,10 @@ def prior():
     ``prior_depths``: the tests here compare volumes of one scene, not its stereo."""
     seen = {}
 
-    def depths(reader, cfg, device):
-        key = (reader.name, reader.poses.tobytes(), repr(cfg))
+    def depths(reader, cfg, device, refined_scale):
+        key = (reader.name, reader.poses.tobytes(), repr(cfg), refined_scale)
         if key not in seen:
-            seen[key] = stereo_depths(reader, cfg, device)
+            seen[key] = stereo_depths(reader, cfg, device, refined_scale)
         return seen[key]
 
     return depths

@@ -169,3 +169,23 @@ def test_image_of_another_size_is_named(small_dataset, tmp_path):
         ValueError, match=r"7\.jpg: colour image is 100x80, the scene.s are 320x240"
     ):
         stereo_depths(ScanNetFolder(scene), StereoConfig())
+
+
+def test_refined_maps_are_the_refining_settings_own(room_24):
+    """A sweep asked for refined maps keeps its own (coarse) maps exactly and gives the
+    maps the refining settings would: the same sweeps, refined, filtered alike."""
+    coarse_cfg = dataclasses.replace(prior_stereo_config(), image_size=(80, 60))
+    fine_cfg = dataclasses.replace(coarse_cfg, refine_scale=2)
+    both = stereo_depths(room_24, coarse_cfg, refined_scale=2)
+    coarse = stereo_depths(room_24, coarse_cfg)
+    fine = stereo_depths(room_24, fine_cfg)
+    assert both.image_size == (80, 60) and both.refined.image_size == (160, 120)
+    assert (both.depths > 0).float().mean() > 0.1
+    torch.testing.assert_close(both.depths, coarse.depths, rtol=0, atol=0)
+    torch.testing.assert_close(both.refined.depths, fine.depths, rtol=0, atol=0)
+    torch.testing.assert_close(both.refined.K, fine.K)
+    np.testing.assert_array_equal(both.refined.keyframes, both.keyframes)
+    assert coarse.refined is None  # not asked for
+    assert stereo_depths(room_24, fine_cfg, refined_scale=2).refined is None  # already refined
+    with pytest.raises(ValueError, match="refined_scale"):
+        stereo_depths(room_24, coarse_cfg, refined_scale=0)

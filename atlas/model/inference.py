@@ -48,10 +48,11 @@ from atlas.validate import is_finite_number, is_int_at_least
 
 log = logging.getLogger(__name__)
 
-# Where a model's prior depth maps come from: (reader, stereo settings, device) -> the
-# keyframes' depths. Stereo in use; the model card swaps in the depth sensor to measure
-# what a perfect prior would give.
-PriorDepths = Callable[[SceneReader, StereoConfig, str], StereoDepths]
+# Where a model's prior depth maps come from: (reader, stereo settings, device,
+# refined_scale) -> the keyframes' depths, with the same sweeps refined at refined_scale
+# as their ``refined`` maps when > 1 (see atlas.stereo.pipeline.stereo_depths). Stereo in
+# use; the model card swaps in the depth sensor to measure what a perfect prior would give.
+PriorDepths = Callable[[SceneReader, StereoConfig, str, int], StereoDepths]
 
 
 @dataclass
@@ -76,7 +77,9 @@ class ModelInferenceConfig:
     model's is kept, other stereo surface dropped, the model fills what stereo did not
     observe within evidence_reach metres of kept stereo surface; that fusion's
     truncation band is evidence_trunc_voxels voxels), so the output is at that finer
-    voxel size; off: the model's own grid."""
+    voxel size; off: the model's own grid. evidence_refine_scale: those depth maps are
+    the prior's sweeps refined per pixel at this many times their size (the prior
+    itself stays as trained; 1, or a prior that is already refined: its own maps)."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -93,6 +96,7 @@ class ModelInferenceConfig:
     evidence_agree: float = 0.16
     evidence_reach: float = 0.2
     evidence_trunc_voxels: float = 5.0
+    evidence_refine_scale: int = 2
 
     def check(self, prefix: str = "") -> None:
         """``ValueError`` naming the first setting out of range (as ``prefix`` + its
@@ -141,6 +145,12 @@ class ModelInferenceConfig:
                 self.evidence_trunc_voxels,
                 "a number of voxels > 0",
                 is_finite_number(self.evidence_trunc_voxels) and self.evidence_trunc_voxels > 0,
+            ),
+            (
+                "evidence_refine_scale",
+                self.evidence_refine_scale,
+                "an integer >= 1",
+                is_int_at_least(self.evidence_refine_scale, 1),
             ),
             (
                 "evidence_reach",
@@ -258,13 +268,15 @@ def prior_volume(
     cfg: StereoConfig,
     device: str,
     prior_depths: PriorDepths = stereo_depths,
+    refined_scale: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, dict, StereoDepths | None]:
     """The stereo prior sampled on ``grid``: tsdf, observed (1, X, Y, Z), facts and the
-    depth maps it was fused from. With fewer than two frames, or no pair with a
+    depth maps it was fused from (with their ``refined`` maps when ``refined_scale`` >
+    1, see :data:`PriorDepths`). With fewer than two frames, or no pair with a
     baseline, the prior is empty (all unobserved, no depth maps) and the facts say why:
     the model then works from image features alone."""
     try:
-        depths = prior_depths(reader, cfg, device)
+        depths = prior_depths(reader, cfg, device, refined_scale)
     except ValueError as err:
         log.warning("%s: no stereo prior: %s", reader.name, err)
         empty = torch.zeros((1, *grid.shape), device=device)
@@ -494,8 +506,9 @@ def reconstruct_volume(
     }
     prior_tsdf = prior_observed = depths = None
     if model.net.prior == "stereo":
+        refined_scale = cfg.evidence_refine_scale if cfg.evidence else 1
         prior_tsdf, prior_observed, stereo_facts, depths = prior_volume(
-            reader, grid, prior_stereo, device, prior_depths
+            reader, grid, prior_stereo, device, prior_depths, refined_scale
         )
         facts["stereo"] = {"preset": preset_name(prior_stereo), **stereo_facts}
     t1 = time.perf_counter()
@@ -568,7 +581,9 @@ def reconstruct_volume(
     else:
         t4 = time.perf_counter()
         band = dataclasses.replace(prior_stereo, trunc_voxels=cfg.evidence_trunc_voxels)
-        stereo = fuse_stereo(depths, band, device)
+        evidence = depths.refined if depths.refined is not None else depths
+        facts["evidence_depth_size"] = list(evidence.image_size)
+        stereo = fuse_stereo(evidence, band, device)
         combined = keep_evidence(stereo, result, cfg.evidence_agree, cfg.evidence_reach)
         if combined.observed.any():
             output = combined

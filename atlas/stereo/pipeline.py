@@ -4,7 +4,7 @@ filtered by cost, uniqueness and agreement between keyframes, fused into a TSDF.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -93,7 +93,9 @@ class StereoDepths:
     """keyframes: (N,) frame indices; depths, confidence: (N, H, W) float32 (filtered;
     0 where rejected); K: (3, 3) at the depth maps' size; poses: (N, 4, 4)
     camera-to-world; weights: (N, H, W) float32 fusion weight of each depth, or None
-    (all 1)."""
+    (all 1); refined: the same keyframes' sweeps refined per pixel at a finer size and
+    filtered on their own, when asked for (``refined_scale`` of :func:`stereo_depths`),
+    else None."""
 
     keyframes: np.ndarray
     depths: torch.Tensor
@@ -101,6 +103,7 @@ class StereoDepths:
     K: torch.Tensor
     poses: torch.Tensor
     weights: torch.Tensor | None = None
+    refined: StereoDepths | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -163,6 +166,9 @@ def viewing_cosine(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.where(full, cos, torch.zeros_like(cos))
 
 
+Depth = tuple[torch.Tensor, torch.Tensor]  # (H, W) metres (0: rejected), (H, W) confidence
+
+
 def _sweep_keyframe(
     kf: int,
     nbrs: np.ndarray,
@@ -170,16 +176,18 @@ def _sweep_keyframe(
     K: list[torch.Tensor],
     poses: torch.Tensor,
     cfg: StereoConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depth (H, W) metres (0 where rejected) and confidence (H, W) of keyframe ``kf``
-    against ``nbrs``: the coarse sweep on ``grey[0]``, then with ``refine_scale`` > 1
-    the per-pixel refinement on ``grey[1]`` (K: the intrinsics of each size)."""
+) -> tuple[Depth, Depth | None]:
+    """Depth and confidence of keyframe ``kf`` against ``nbrs``: the coarse sweep on
+    ``grey[0]`` and, when ``grey`` holds a second, finer size, the per-pixel refinement
+    of it on ``grey[1]`` with ``cfg``'s refinement settings (else None). K: the
+    intrinsics of each size."""
     sweep = cfg.sweep
     res = plane_sweep(
         grey[0][kf].float() / 255, grey[0][nbrs].float() / 255, K[0], poses[kf], poses[nbrs], sweep
     )
-    if cfg.refine_scale == 1:
-        return res.depth, res.confidence
+    coarse = (res.depth, res.confidence)
+    if len(grey) == 1:
+        return coarse, None
     h, w = grey[1].shape[-2:]
     keep = F.interpolate((res.depth > 0)[None, None].float(), size=(h, w), mode="nearest")[0, 0]
     inv = F.interpolate((1 / res.raw_depth)[None, None], size=(h, w), mode="bilinear")[0, 0]
@@ -200,19 +208,34 @@ def _sweep_keyframe(
     )
     ok = (keep > 0) & (fine.depth > 0) & (fine.cost < sweep.max_cost)
     zero = torch.zeros_like(fine.depth)
-    return torch.where(ok, fine.depth, zero), torch.where(ok, fine.confidence, zero)
+    return coarse, (torch.where(ok, fine.depth, zero), torch.where(ok, fine.confidence, zero))
 
 
-def stereo_depths(reader: SceneReader, cfg: StereoConfig, device: str = "cpu") -> StereoDepths:
+def stereo_depths(
+    reader: SceneReader, cfg: StereoConfig, device: str = "cpu", refined_scale: int = 1
+) -> StereoDepths:
     """Filtered depth maps of the keyframes of a sequence: :func:`sweep_keyframes`, then
-    :func:`filter_depths`."""
-    return filter_depths(sweep_keyframes(reader, cfg, device), cfg)
+    :func:`filter_depths`; with ``refined_scale`` > 1 and settings that do not refine
+    (``cfg.refine_scale`` 1), their ``refined`` maps are the same sweeps refined at that
+    scale (``cfg``'s refinement settings), filtered alike (a model's prior keeps the
+    coarse maps it was trained on, its evidence rule takes the finer ones)."""
+    swept = sweep_keyframes(reader, cfg, device, refined_scale)
+    out = filter_depths(swept, cfg)
+    if swept.refined is not None:
+        fine_cfg = replace(cfg, refine_scale=refined_scale)
+        out.refined = filter_depths(swept.refined, fine_cfg)
+    return out
 
 
-def sweep_keyframes(reader: SceneReader, cfg: StereoConfig, device: str = "cpu") -> StereoDepths:
+def sweep_keyframes(
+    reader: SceneReader, cfg: StereoConfig, device: str = "cpu", refined_scale: int = 1
+) -> StereoDepths:
     """Depth maps of the keyframes of a sequence, each from its own neighbours only
-    (not yet checked against other keyframes; no fusion weights)."""
+    (not yet checked against other keyframes; no fusion weights); ``refined_scale`` as
+    in :func:`stereo_depths`."""
     check_stereo_config(cfg)
+    if not is_int_at_least(refined_scale, 1):
+        raise ValueError(f"refined_scale must be an integer >= 1, got {refined_scale!r}")
     poses_np = reader.poses
     valid = reader.valid
     if valid.sum() < 2:
@@ -221,9 +244,8 @@ def sweep_keyframes(reader: SceneReader, cfg: StereoConfig, device: str = "cpu")
             f"poses, got {int(valid.sum())}"
         )
     w, h = cfg.image_size
-    sizes = [(w, h)]
-    if cfg.refine_scale > 1:
-        sizes.append((w * cfg.refine_scale, h * cfg.refine_scale))
+    scale = cfg.refine_scale if cfg.refine_scale > 1 else refined_scale
+    sizes = [(w, h)] + ([(w * scale, h * scale)] if scale > 1 else [])
     Ks_np = [
         scale_intrinsics(reader.K_color, sw / reader.color_size[0], sh / reader.color_size[1])
         for sw, sh in sizes
@@ -234,7 +256,7 @@ def sweep_keyframes(reader: SceneReader, cfg: StereoConfig, device: str = "cpu")
     )
     keys = select_keyframes(poses_np, cfg.keyframe_translation, cfg.keyframe_rotation_deg)
     grey = [g.to(device) for g in grey_images(reader, *sizes)]
-    depths, confidences, used = [], [], []
+    coarse, fine, used = [], [], []
     for kf in tqdm(keys, desc="plane sweep", unit="keyframe", leave=False):
         nbrs = select_neighbours(
             poses_np,
@@ -251,18 +273,27 @@ def sweep_keyframes(reader: SceneReader, cfg: StereoConfig, device: str = "cpu")
                 "%s: keyframe %d has no neighbour with a baseline; skipped", reader.name, kf
             )
             continue
-        depth, confidence = _sweep_keyframe(int(kf), nbrs, grey, Ks, poses, cfg)
-        depths.append(depth)
-        confidences.append(confidence)
+        c, f = _sweep_keyframe(int(kf), nbrs, grey, Ks, poses, cfg)
+        coarse.append(c)
+        fine.append(f)
         used.append(int(kf))
     if not used:
         raise ValueError(
             f"{reader.name}: no keyframe has a neighbour with a baseline "
             "(all frames at the same position?)"
         )
-    return StereoDepths(
-        np.array(used), torch.stack(depths), torch.stack(confidences), Ks[-1], poses[used]
-    )
+
+    def stacked(maps: list[Depth], K: torch.Tensor) -> StereoDepths:
+        depth, confidence = (torch.stack(m) for m in zip(*maps, strict=True))
+        return StereoDepths(np.array(used), depth, confidence, K, poses[used])
+
+    if scale == 1:
+        return stacked(coarse, Ks[0])
+    if cfg.refine_scale > 1:
+        return stacked(fine, Ks[1])
+    result = stacked(coarse, Ks[0])
+    result.refined = stacked(fine, Ks[1])
+    return result
 
 
 def _overlap_depth(cfg: StereoConfig) -> float:
