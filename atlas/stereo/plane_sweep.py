@@ -69,12 +69,22 @@ class SweepResult:
 
 def _window_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
     """Sum over ``window`` consecutive entries centred on each one along ``dim`` (zero
-    outside), by a cumulative sum: O(1) per entry whatever the window."""
+    outside), from one cumulative sum: O(1) per entry whatever the window, and no
+    padded copy of ``x``."""
     half = window // 2
-    pad = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [half + 1, half]
-    c = torch.cumsum(F.pad(x, pad), dim=dim)
     n = x.shape[dim]
-    return c.narrow(dim, window, n) - c.narrow(dim, 0, n)
+    if n <= half:  # every window spans the whole axis
+        return x.sum(dim, keepdim=True).expand_as(x).clone()
+    c = torch.cumsum(x, dim=dim)
+    out = torch.empty_like(x)
+    # out[i] = c[min(i + half, n - 1)] - c[i - half - 1], the latter 0 for i <= half
+    out.narrow(dim, 0, n - half).copy_(c.narrow(dim, half, n - half))
+    out.narrow(dim, n - half, half).copy_(
+        c.narrow(dim, n - 1, 1).expand_as(out.narrow(dim, n - half, half))
+    )
+    if n > half + 1:
+        out.narrow(dim, half + 1, n - half - 1).sub_(c.narrow(dim, 0, n - half - 1))
+    return out
 
 
 def _sums(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -141,30 +151,39 @@ def matching_costs(
         torch.arange(h, device=dev, dtype=dt), torch.arange(w, device=dev, dtype=dt), indexing="ij"
     )
     pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
-    inv = inv_depths.reshape(n_hyp, 1, -1)  # (D, 1, 1) or (D, 1, HW)
-    q = (A @ pix)[:, None] + c[:, None] * inv[None]  # (M, D, 3, HW)
-    z = q[:, :, 2]
+    base = A @ pix  # (M, 3, HW): the warp's part that does not depend on depth
+    inv = inv_depths.reshape(1, n_hyp, -1)  # (1, D, 1) or (1, D, HW)
+    z = base[:, None, 2] + c[:, None, 2] * inv  # (M, D, HW)
     in_front = z > 1e-6
-    zs = torch.where(in_front, z, torch.ones_like(z))
-    gx = q[:, :, 0] / zs / (w - 1) * 2 - 1
-    gy = q[:, :, 1] / zs / (h - 1) * 2 - 1
+    scale = torch.where(in_front, z, torch.ones_like(z)).reciprocal_()
+    grid = torch.empty(m, n_hyp, h * w, 2, device=dev, dtype=dt)  # normalised (x, y)
+    gx, gy = grid[..., 0], grid[..., 1]
+    torch.mul(base[:, None, 0] + c[:, None, 0] * inv, scale, out=gx)
+    torch.mul(base[:, None, 1] + c[:, None, 1] * inv, scale, out=gy)
+    gx.mul_(2 / (w - 1)).sub_(1)
+    gy.mul_(2 / (h - 1)).sub_(1)
     inside = in_front & (gx.abs() <= 1) & (gy.abs() <= 1)
-    grid = torch.stack([gx, gy], -1).reshape(m, n_hyp * h, w, 2)
     warped = F.grid_sample(
-        srcs[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        srcs[:, None],
+        grid.reshape(m, n_hyp * h, w, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
     ).reshape(m * n_hyp, 1, h, w)
 
     # NCC from window sums: (n Srs - Sr Ss) / sqrt((n Srr - Sr^2)(n Sss - Ss^2)), n the
-    # window's pixel count inside the reference image
+    # window's pixel count inside the reference image (in place: the volume is large)
     r = ref[None, None]
-    n = _window_sum(_window_sum(torch.ones_like(r), window, -1), window, -2)
+    n = _sums(torch.ones_like(r), window)
     sr, srr = _sums(r, window), _sums(r * r, window)
     var_r = (n * srr - sr * sr).clamp_min(0)
     ss, sss, srs = _sums(warped, window), _sums(warped * warped, window), _sums(warped * r, window)
-    var_s = (n * sss - ss * ss).clamp_min(0)
-    ncc = (n * srs - sr * ss) / torch.sqrt(var_r * var_s + 1e-8 * n**4)
+    var_s = sss.mul_(n).sub_(ss * ss).clamp_min_(0)
+    covariance = srs.mul_(n).sub_(ss.mul_(sr))
+    norm = var_s.mul_(var_r).add_(1e-8 * n**4).sqrt_()
+    cost = covariance.div_(norm).neg_().add_(1)  # 1 - NCC
     full = _window_inside(inside.reshape(m * n_hyp, h, w), window)[:, None]
-    cost = torch.where(full, 1 - ncc, INVALID_COST).reshape(m, n_hyp, h, w)
+    cost = cost.masked_fill_(~full, INVALID_COST).reshape(m, n_hyp, h, w)
     agg = _mean_of_smallest(cost, min(top_k, m))  # (D, H, W)
     var_r = var_r / (n * n)
     return agg, var_r[0, 0]
