@@ -74,7 +74,7 @@ def rows(docs: Path = DOCS) -> list[dict]:
             "label": "`method=model` (the bundled model with the evidence rule, 4 cm)",
             "input": "RGB",
             "synthetic": _mean(evidence, "synthetic", "model"),
-            "scannet": rooms[("scannet", "model: bundled (evidence on)")]["fscore"],
+            "scannet": rooms[("scannet", "model: bundled")]["fscore"],
             "7scenes": real_f("model"),
             "seconds": real["model"]["seconds"],
         },
