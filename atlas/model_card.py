@@ -112,7 +112,7 @@ def sensor_prior(source: str) -> PriorDepths:
     ) -> StereoDepths:
         # no refined stereo maps: the evidence rule, if on, takes the sensor's maps
         stereo = stereo_depths(reader, cfg, device)
-        sensor = sensor_depth_maps(reader, stereo.keyframes, cfg.image_size).to(device)
+        sensor = sensor_depth_maps(reader, stereo.keyframes, stereo.image_size).to(device)
         if source == "sensor-at-stereo-pixels":
             sensor = torch.where(stereo.depths > 0, sensor, 0.0)
         return dataclasses.replace(stereo, depths=sensor, confidence=(sensor > 0).float())

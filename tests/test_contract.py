@@ -66,9 +66,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.asked: list = []
+        self.refined_scales: list[int] = []
 
     def __call__(self, reader, cfg, device, refined_scale):
         self.asked.append(cfg)
+        self.refined_scales.append(refined_scale)
         key = json.dumps([stereo_to_dict(cfg), refined_scale], sort_keys=True)
         if key not in Recorder.depths:
             Recorder.depths[key] = stereo_depths(reader, cfg, device, refined_scale)
@@ -105,6 +107,10 @@ def test_inference_builds_the_contract_input(scene, tiny):
     assert rec.summary["stereo"]["preset"] == "custom"
     # the prior is the contract's 160x120 maps; the evidence rule took them refined 2x
     assert rec.summary["evidence"] == "on" and rec.summary["evidence_depth_size"] == [320, 240]
+    # without the evidence rule nothing is refined (no time spent on it)
+    off = Recorder()
+    reconstruct_model(scene, path, ModelInferenceConfig(evidence=False), prior_depths=off)
+    assert recorder.refined_scales == [2] and off.refined_scales == [1]
     # Asking for exactly the contract's settings is no mismatch.
     asked = ModelInferenceConfig(stereo=CUSTOM, image_size=(80, 60))
     same = reconstruct_model(scene, path, asked, prior_depths=recorder)

@@ -151,6 +151,9 @@ INFER_SETTINGS = [
     (["model.image_size=[0,48]"], "model.image_size must be null or [width, height] in pixels"),
     (["model.image_size=[64]"], "each >= 8, got [64]"),
     (["stereo.sweep.n_planes=0"], "stereo.sweep.n_planes must be an integer >= 2, got 0"),
+    (["method=stereo", "stereo.sweep.window=8"], "stereo.sweep.window must be an odd integer"),
+    (["method=stereo", "stereo.refine_window=4"], "stereo.refine_window must be an odd integer"),
+    (["model.evidence_refine_scale=0"], "model.evidence_refine_scale must be an integer >= 1"),
     (["method=stereo", "stereo.voxel_size=-0.1"], "stereo.voxel_size must be > 0 (metres)"),
     (["method=stereo", "stereo.voxel_size=nan"], "stereo.voxel_size must be > 0 (metres), got nan"),
     (["method=stereo", "stereo.sweep.min_depth=-1"], "stereo.sweep.min_depth must be > 0"),
@@ -895,6 +898,7 @@ API_SETTINGS = {
     "frame_stride_float": ({"frame_stride": 2.5}, "frame_stride must be an integer >= 1"),
     "chunk_voxels_negative": ({"chunk_voxels": -8}, "chunk_voxels must be an integer >= 1"),
     "rotations_three": ({"rotations": 3}, "rotations must be 1, 2 or 4, got 3"),
+    "evidence_refine_float": ({"evidence_refine_scale": 1.5}, "evidence_refine_scale must be"),
     "image_size_three_numbers": ({"image_size": (64, 48, 3)}, "image_size must be null or"),
 }
 

@@ -172,3 +172,40 @@ def test_refined_depths_are_fused_as_block_means_except_across_edges():
     torch.testing.assert_close(pooled, torch.tensor([[[2.02, 0.0], [0.0, 1.0]]]))
     torch.testing.assert_close(pooled_weight[0, 0, 0], torch.tensor(0.5))
     torch.testing.assert_close(pooled_weight[0, 1, 1], torch.tensor(0.2))
+
+
+def test_window_sums_equal_brute_force_sums():
+    """Box sums by cumulative sums, against summing each clipped window directly: every
+    odd window up to longer than the axis, and a non-contiguous input."""
+    from atlas.stereo.plane_sweep import _sums
+
+    torch.manual_seed(0)
+    for h, w in ((1, 1), (2, 5), (3, 4), (7, 11)):
+        x = torch.rand(2, 1, h, w, dtype=torch.float64)
+        for window in (1, 3, 5, 9, 15):
+            half = window // 2
+            want = torch.zeros_like(x)
+            for v in range(h):
+                for u in range(w):
+                    block = x[..., max(0, v - half) : v + half + 1, max(0, u - half) : u + half + 1]
+                    want[..., v, u] = block.sum((-1, -2))
+            torch.testing.assert_close(_sums(x, window), want)
+    t = torch.rand(1, 1, 9, 6, dtype=torch.float64).transpose(-1, -2)  # non-contiguous
+    torch.testing.assert_close(_sums(t, 3), _sums(t.contiguous(), 3))
+
+
+def test_matching_costs_leave_their_inputs_alone():
+    """The cost volume is built in place: the images and hypotheses passed in are not."""
+    from atlas.stereo.plane_sweep import matching_costs
+
+    torch.manual_seed(0)
+    ref, srcs = torch.rand(24, 32), torch.rand(2, 24, 32)
+    K = torch.tensor([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
+    poses = torch.eye(4).repeat(2, 1, 1)
+    poses[:, 0, 3] = torch.tensor([0.1, -0.1])
+    inv = torch.linspace(2.0, 0.5, 6)
+    kept = (ref.clone(), srcs.clone(), inv.clone())
+    cost, _ = matching_costs(ref, srcs, K, torch.eye(4), poses, inv, 5, 1)
+    assert cost.shape == (6, 24, 32) and torch.isfinite(cost).all()
+    for before, after in zip(kept, (ref, srcs, inv), strict=True):
+        assert torch.equal(before, after)

@@ -184,6 +184,8 @@ def test_refined_maps_are_the_refining_settings_own(room_24):
     torch.testing.assert_close(both.depths, coarse.depths, rtol=0, atol=0)
     torch.testing.assert_close(both.refined.depths, fine.depths, rtol=0, atol=0)
     torch.testing.assert_close(both.refined.K, fine.K)
+    torch.testing.assert_close(both.refined.confidence, fine.confidence, rtol=0, atol=0)
+    torch.testing.assert_close(both.refined.poses, both.poses, rtol=0, atol=0)
     np.testing.assert_array_equal(both.refined.keyframes, both.keyframes)
     assert coarse.refined is None  # not asked for
     assert stereo_depths(room_24, fine_cfg, refined_scale=2).refined is None  # already refined

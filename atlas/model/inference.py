@@ -78,8 +78,10 @@ class ModelInferenceConfig:
     observe within evidence_reach metres of kept stereo surface; that fusion's
     truncation band is evidence_trunc_voxels voxels), so the output is at that finer
     voxel size; off: the model's own grid. evidence_refine_scale: those depth maps are
-    the prior's sweeps refined per pixel at this many times their size (the prior
-    itself stays as trained; 1, or a prior that is already refined: its own maps)."""
+    the prior's sweeps refined per pixel at this many times their size, pooled back to
+    the prior's size for fusion as ``method=stereo`` does (the prior itself stays as
+    trained; 1, a prior that is already refined, or refined maps that kept nothing: its
+    own maps); the refinement's time counts in the summary's stereo prior seconds."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -581,7 +583,9 @@ def reconstruct_volume(
     else:
         t4 = time.perf_counter()
         band = dataclasses.replace(prior_stereo, trunc_voxels=cfg.evidence_trunc_voxels)
-        evidence = depths.refined if depths.refined is not None else depths
+        evidence = depths.refined
+        if evidence is None or not (evidence.depths > 0).any():
+            evidence = depths  # none asked for, or none kept: the prior's own maps
         facts["evidence_depth_size"] = list(evidence.image_size)
         stereo = fuse_stereo(evidence, band, device)
         combined = keep_evidence(stereo, result, cfg.evidence_agree, cfg.evidence_reach)

@@ -4,7 +4,7 @@ filtered by cost, uniqueness and agreement between keyframes, fused into a TSDF.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -222,8 +222,7 @@ def stereo_depths(
     swept = sweep_keyframes(reader, cfg, device, refined_scale)
     out = filter_depths(swept, cfg)
     if swept.refined is not None:
-        fine_cfg = replace(cfg, refine_scale=refined_scale)
-        out.refined = filter_depths(swept.refined, fine_cfg)
+        out.refined = filter_depths(swept.refined, cfg)
     return out
 
 
@@ -379,8 +378,8 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
         (
             "refine_window",
             cfg.refine_window,
-            "an integer >= 1",
-            is_int_at_least(cfg.refine_window, 1),
+            "an odd integer >= 1 (a window centred on its pixel)",
+            is_int_at_least(cfg.refine_window, 1) and cfg.refine_window % 2 == 1,
         ),
         (
             "min_support",
@@ -403,7 +402,12 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
             f"more than sweep.min_depth ({sweep.min_depth})",
             sweep.max_depth > sweep.min_depth,
         ),
-        ("sweep.window", sweep.window, "an integer >= 1", is_int_at_least(sweep.window, 1)),
+        (
+            "sweep.window",
+            sweep.window,
+            "an odd integer >= 1 (a window centred on its pixel)",
+            is_int_at_least(sweep.window, 1) and sweep.window % 2 == 1,
+        ),
         ("sweep.top_k", sweep.top_k, "an integer >= 1", is_int_at_least(sweep.top_k, 1)),
         ("sweep.sgm_p1", sweep.sgm_p1, ">= 0", sweep.sgm_p1 >= 0),
         (

@@ -31,7 +31,7 @@ INVALID_COST = 2.0  # 1 - NCC lies in [0, 2]
 @dataclass
 class SweepConfig:
     """n_planes: planes between min_depth and max_depth (metres), even in inverse depth;
-    window: NCC window side in pixels; top_k: neighbour costs averaged per plane;
+    window: NCC window side in pixels (odd); top_k: neighbour costs averaged per plane;
     max_cost: best cost above it is rejected; max_ratio: best cost over the best cost
     outside +-2 planes of it, above it the match is ambiguous; min_std: reference
     window intensity standard deviation (0-1 scale) below it is too flat to match;
@@ -68,9 +68,9 @@ class SweepResult:
 
 
 def _window_sum(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
-    """Sum over ``window`` consecutive entries centred on each one along ``dim`` (zero
-    outside), from one cumulative sum: O(1) per entry whatever the window, and no
-    padded copy of ``x``."""
+    """Sum over the ``window`` (odd) consecutive entries centred on each one along
+    ``dim`` (zero outside), from one cumulative sum: O(1) per entry whatever the window,
+    and no padded copy of ``x``."""
     half = window // 2
     n = x.shape[dim]
     if n <= half:  # every window spans the whole axis
