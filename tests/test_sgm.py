@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from atlas.stereo.pipeline import viewing_cosine
-from atlas.stereo.plane_sweep import SweepConfig, plane_sweep, refine_depth
+from atlas.stereo.plane_sweep import (
+    SweepConfig,
+    _sums,
+    matching_costs,
+    plane_sweep,
+    refine_depth,
+)
 from atlas.stereo.sgm import semi_global
 
 
@@ -177,8 +183,6 @@ def test_refined_depths_are_fused_as_block_means_except_across_edges():
 def test_window_sums_equal_brute_force_sums():
     """Box sums by cumulative sums, against summing each clipped window directly: every
     odd window up to longer than the axis, and a non-contiguous input."""
-    from atlas.stereo.plane_sweep import _sums
-
     torch.manual_seed(0)
     for h, w in ((1, 1), (2, 5), (3, 4), (7, 11)):
         x = torch.rand(2, 1, h, w, dtype=torch.float64)
@@ -196,8 +200,6 @@ def test_window_sums_equal_brute_force_sums():
 
 def test_matching_costs_leave_their_inputs_alone():
     """The cost volume is built in place: the images and hypotheses passed in are not."""
-    from atlas.stereo.plane_sweep import matching_costs
-
     torch.manual_seed(0)
     ref, srcs = torch.rand(24, 32), torch.rand(2, 24, 32)
     K = torch.tensor([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])

@@ -166,7 +166,8 @@ def viewing_cosine(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.where(full, cos, torch.zeros_like(cos))
 
 
-Depth = tuple[torch.Tensor, torch.Tensor]  # (H, W) metres (0: rejected), (H, W) confidence
+# (H, W) depth in metres (0: rejected), (H, W) confidence
+DepthAndConfidence = tuple[torch.Tensor, torch.Tensor]
 
 
 def _sweep_keyframe(
@@ -176,7 +177,7 @@ def _sweep_keyframe(
     K: list[torch.Tensor],
     poses: torch.Tensor,
     cfg: StereoConfig,
-) -> tuple[Depth, Depth | None]:
+) -> tuple[DepthAndConfidence, DepthAndConfidence | None]:
     """Depth and confidence of keyframe ``kf`` against ``nbrs``: the coarse sweep on
     ``grey[0]`` and, when ``grey`` holds a second, finer size, the per-pixel refinement
     of it on ``grey[1]`` with ``cfg``'s refinement settings (else None). K: the
@@ -282,7 +283,7 @@ def sweep_keyframes(
             "(all frames at the same position?)"
         )
 
-    def stacked(maps: list[Depth], K: torch.Tensor) -> StereoDepths:
+    def stacked(maps: list[DepthAndConfidence], K: torch.Tensor) -> StereoDepths:
         depth, confidence = (torch.stack(m) for m in zip(*maps, strict=True))
         return StereoDepths(np.array(used), depth, confidence, K, poses[used])
 
