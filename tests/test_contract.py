@@ -5,6 +5,7 @@ the settings they were made with."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -92,6 +93,15 @@ def test_contract_round_trips_and_names_presets():
     assert again == contract
     assert preset_name(CUSTOM) == "custom" and preset_name(prior_stereo_config()) == "model_prior"
     assert stereo_from_dict(stereo_to_dict(CUSTOM)) == CUSTOM
+    # a record written before pose refinement existed meant none; any other gap is an error
+    older = stereo_to_dict(stereo_preset("default"))
+    del older["refine_poses"]
+    assert stereo_from_dict(older) == dataclasses.replace(
+        stereo_preset("default"), refine_poses=False
+    )
+    del older["max_depth"]
+    with pytest.raises(TypeError, match="max_depth"):
+        stereo_from_dict(older)
     priorless = ModelConfig.from_dict({**TINY, "net": {**TINY["net"], "prior": "none"}})
     none = make_contract(priorless, CUSTOM, (80, 60))
     assert none.prior_preset == "none" and none.prior_stereo is None and len(none.channels) == 2

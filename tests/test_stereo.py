@@ -87,6 +87,7 @@ def test_prior_settings_do_not_follow_the_stereo_method():
         "voxel_size": 0.04,
         "trunc_voxels": 3.0,
         "max_depth": 3.0,
+        "refine_poses": False,
     }
     for made_by in (PrepareSettings(), PrepareConfig()):
         assert dataclasses.asdict(made_by.stereo) == prior, type(made_by).__name__

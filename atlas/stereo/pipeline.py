@@ -16,7 +16,8 @@ from atlas.geometry import VoxelGrid, fuse_depth_frames
 from atlas.geometry.camera import scale_intrinsics
 from atlas.readers.frames import SceneReader, check_color_size
 from atlas.stereo.consistency import backproject, consistent_votes
-from atlas.stereo.plane_sweep import SweepConfig, plane_sweep, refine_depth
+from atlas.stereo.plane_sweep import SweepConfig, SweepResult, plane_sweep, refine_depth
+from atlas.stereo.pose_refinement import refine_poses
 from atlas.stereo.views import select_keyframes, select_neighbours
 from atlas.validate import is_int_at_least
 
@@ -47,6 +48,10 @@ class StereoConfig:
       angle in fusion (else 1); min_weight: fused voxels of a lower total weight are
       left unobserved, so no surface is meshed from fewer observations (0: off).
     - voxel_size (metres), trunc_voxels, max_depth (metres): the fused volume.
+    - refine_poses: between the coarse sweep and the refinement, every frame's pose is
+      corrected photometrically from the coarse depths
+      (:mod:`atlas.stereo.pose_refinement`); the refined maps are matched with and
+      carry the corrected poses (so it does nothing where no map is refined).
     """
 
     image_size: tuple[int, int] = (160, 120)
@@ -69,6 +74,7 @@ class StereoConfig:
     voxel_size: float = 0.04
     trunc_voxels: float = 5.0
     max_depth: float = 3.0
+    refine_poses: bool = True
 
 
 def prior_stereo_config() -> StereoConfig:
@@ -85,6 +91,7 @@ def prior_stereo_config() -> StereoConfig:
         trunc_voxels=3.0,
         sweep=SweepConfig(window=7, top_k=2),
         refine_scale=1,
+        refine_poses=False,
     )
 
 
@@ -170,34 +177,43 @@ def viewing_cosine(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 DepthAndConfidence = tuple[torch.Tensor, torch.Tensor]
 
 
-def _sweep_keyframe(
+def _coarse_sweep(
     kf: int,
     nbrs: np.ndarray,
-    grey: list[torch.Tensor],
-    K: list[torch.Tensor],
+    grey: torch.Tensor,
+    K: torch.Tensor,
     poses: torch.Tensor,
     cfg: StereoConfig,
-) -> tuple[DepthAndConfidence, DepthAndConfidence | None]:
-    """Depth and confidence of keyframe ``kf`` against ``nbrs``: the coarse sweep on
-    ``grey[0]`` and, when ``grey`` holds a second, finer size, the per-pixel refinement
-    of it on ``grey[1]`` with ``cfg``'s refinement settings (else None). K: the
-    intrinsics of each size."""
-    sweep = cfg.sweep
-    res = plane_sweep(
-        grey[0][kf].float() / 255, grey[0][nbrs].float() / 255, K[0], poses[kf], poses[nbrs], sweep
+) -> SweepResult:
+    """The coarse sweep of keyframe ``kf`` against ``nbrs`` on ``grey`` (F, H, W) uint8
+    with K for that size; poses: (F, 4, 4) camera-to-world."""
+    return plane_sweep(
+        grey[kf].float() / 255, grey[nbrs].float() / 255, K, poses[kf], poses[nbrs], cfg.sweep
     )
-    coarse = (res.depth, res.confidence)
-    if len(grey) == 1:
-        return coarse, None
-    h, w = grey[1].shape[-2:]
-    keep = F.interpolate((res.depth > 0)[None, None].float(), size=(h, w), mode="nearest")[0, 0]
-    inv = F.interpolate((1 / res.raw_depth)[None, None], size=(h, w), mode="bilinear")[0, 0]
+
+
+def _refine_keyframe(
+    kf: int,
+    nbrs: np.ndarray,
+    grey: torch.Tensor,
+    K: torch.Tensor,
+    poses: torch.Tensor,
+    coarse: SweepResult,
+    cfg: StereoConfig,
+) -> DepthAndConfidence:
+    """Depth and confidence of keyframe ``kf`` refined per pixel on the finer ``grey``
+    (F, h, w) uint8 (K for that size) around its ``coarse`` sweep, with ``cfg``'s
+    refinement settings; 0 where the coarse sweep or the refinement rejected it."""
+    sweep = cfg.sweep
+    h, w = grey.shape[-2:]
+    keep = F.interpolate((coarse.depth > 0)[None, None].float(), size=(h, w), mode="nearest")[0, 0]
+    inv = F.interpolate((1 / coarse.raw_depth)[None, None], size=(h, w), mode="bilinear")[0, 0]
     plane_step = (1 / sweep.min_depth - 1 / sweep.max_depth) / (sweep.n_planes - 1)
     n = cfg.refine_hypotheses
     fine = refine_depth(
-        grey[1][kf].float() / 255,
-        grey[1][nbrs].float() / 255,
-        K[1],
+        grey[kf].float() / 255,
+        grey[nbrs].float() / 255,
+        K,
         poses[kf],
         poses[nbrs],
         inv,
@@ -209,7 +225,7 @@ def _sweep_keyframe(
     )
     ok = (keep > 0) & (fine.depth > 0) & (fine.cost < sweep.max_cost)
     zero = torch.zeros_like(fine.depth)
-    return coarse, (torch.where(ok, fine.depth, zero), torch.where(ok, fine.confidence, zero))
+    return torch.where(ok, fine.depth, zero), torch.where(ok, fine.confidence, zero)
 
 
 def stereo_depths(
@@ -256,7 +272,8 @@ def sweep_keyframes(
     )
     keys = select_keyframes(poses_np, cfg.keyframe_translation, cfg.keyframe_rotation_deg)
     grey = [g.to(device) for g in grey_images(reader, *sizes)]
-    coarse, fine, used = [], [], []
+    coarse: list[SweepResult] = []
+    used, nbr_lists = [], []
     for kf in tqdm(keys, desc="plane sweep", unit="keyframe", leave=False):
         nbrs = select_neighbours(
             poses_np,
@@ -273,27 +290,67 @@ def sweep_keyframes(
                 "%s: keyframe %d has no neighbour with a baseline; skipped", reader.name, kf
             )
             continue
-        c, f = _sweep_keyframe(int(kf), nbrs, grey, Ks, poses, cfg)
-        coarse.append(c)
-        fine.append(f)
+        coarse.append(_coarse_sweep(int(kf), nbrs, grey[0], Ks[0], poses, cfg))
         used.append(int(kf))
+        nbr_lists.append(nbrs)
     if not used:
         raise ValueError(
             f"{reader.name}: no keyframe has a neighbour with a baseline "
             "(all frames at the same position?)"
         )
 
-    def stacked(maps: list[DepthAndConfidence], K: torch.Tensor) -> StereoDepths:
+    def stacked(maps: list[DepthAndConfidence], K: torch.Tensor, at: torch.Tensor) -> StereoDepths:
         depth, confidence = (torch.stack(m) for m in zip(*maps, strict=True))
-        return StereoDepths(np.array(used), depth, confidence, K, poses[used])
+        return StereoDepths(np.array(used), depth, confidence, K, at[used])
 
+    result = stacked([(c.depth, c.confidence) for c in coarse], Ks[0], poses)
     if scale == 1:
-        return stacked(coarse, Ks[0])
+        return result
+    fine_poses = poses
+    if cfg.refine_poses:
+        fine_poses = _refined_poses(result, cfg, grey[1], Ks[1], poses, nbr_lists, reader.name)
+    fine = [
+        _refine_keyframe(kf, nbrs, grey[1], Ks[1], fine_poses, c, cfg)
+        for kf, nbrs, c in tqdm(
+            list(zip(used, nbr_lists, coarse, strict=True)),
+            desc="refinement",
+            unit="keyframe",
+            leave=False,
+        )
+    ]
     if cfg.refine_scale > 1:
-        return stacked(fine, Ks[1])
-    result = stacked(coarse, Ks[0])
-    result.refined = stacked(fine, Ks[1])
+        return stacked(fine, Ks[1], fine_poses)
+    result.refined = stacked(fine, Ks[1], fine_poses)
     return result
+
+
+def _refined_poses(
+    coarse: StereoDepths,
+    cfg: StereoConfig,
+    grey: torch.Tensor,
+    K: torch.Tensor,
+    poses: torch.Tensor,
+    neighbours: list[np.ndarray],
+    name: str,
+) -> torch.Tensor:
+    """(F, 4, 4) float32 poses corrected by :func:`refine_poses` from the coarse
+    sweep's depths (checked between keyframes, at the finer ``grey``'s size)."""
+    checked = filter_depths(coarse, cfg).depths
+    h, w = grey.shape[-2:]
+    depths = F.interpolate(checked[:, None], size=(h, w), mode="nearest")[:, 0]
+    out = refine_poses(grey, K, poses, coarse.keyframes, depths, neighbours)
+    moved = np.flatnonzero(out.rotation_deg + out.translation_m > 0)
+    log.info(
+        "%s: poses refined (%d frames; median correction %.2f deg, %.1f cm; "
+        "photometric loss %.4f -> %.4f)",
+        name,
+        len(moved),
+        float(np.median(out.rotation_deg[moved])) if len(moved) else 0.0,
+        100 * float(np.median(out.translation_m[moved])) if len(moved) else 0.0,
+        out.residual_before,
+        out.residual_after,
+    )
+    return torch.tensor(out.poses, dtype=torch.float32, device=poses.device)
 
 
 def _overlap_depth(cfg: StereoConfig) -> float:
@@ -376,6 +433,7 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
             is_int_at_least(cfg.refine_hypotheses, 3),
         ),
         ("refine_range", cfg.refine_range, "> 0 (coarse planes)", cfg.refine_range > 0),
+        ("refine_poses", cfg.refine_poses, "true or false", isinstance(cfg.refine_poses, bool)),
         (
             "refine_window",
             cfg.refine_window,

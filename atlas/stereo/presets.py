@@ -13,16 +13,23 @@ from atlas.stereo.plane_sweep import SweepConfig
 
 CUSTOM = "custom"  # the name of settings that match no preset
 
+# Settings added after stereo records were first written (in model files and prepared
+# scenes), each with the value that does what a record from before it meant.
+ADDED_SETTINGS = {"refine_poses": False}
+
 
 def fast_stereo() -> StereoConfig:
-    """One winner-take-all sweep at 160x120 without regularisation or refinement,
-    keyframes every 5 cm (the method before the presets existed)."""
-    return StereoConfig(sweep=SweepConfig(sgm=False), keyframe_translation=0.05, refine_scale=1)
+    """One winner-take-all sweep at 160x120 without regularisation, refinement or
+    pose refinement, keyframes every 5 cm (the method before the presets existed)."""
+    return StereoConfig(
+        sweep=SweepConfig(sgm=False), keyframe_translation=0.05, refine_scale=1, refine_poses=False
+    )
 
 
 def default_stereo() -> StereoConfig:
     """:class:`StereoConfig`'s defaults: keyframes every 10 cm, the coarse sweep at
-    160x120 regularised by semi-global aggregation, refined per pixel at 320x240."""
+    160x120 regularised by semi-global aggregation, the poses refined photometrically
+    from it, then the depths refined per pixel at 320x240."""
     return StereoConfig()
 
 
@@ -59,8 +66,9 @@ def stereo_to_dict(cfg: StereoConfig) -> dict:
 def stereo_from_dict(d: dict) -> StereoConfig:
     """Stereo settings from :func:`stereo_to_dict`'s values, every one of them: an
     unknown or a missing key is a TypeError naming it (a record is never completed
-    with defaults, which may change)."""
-    d = dict(d)
+    with defaults, which may change); only a setting of :data:`ADDED_SETTINGS`, which
+    records older than it lack, takes the value it stands for there."""
+    d = {**ADDED_SETTINGS, **d}
     sweep_d = dict(d.pop("sweep", {}))
     for record, kind in ((d, StereoConfig), (sweep_d, SweepConfig)):
         names = {f.name for f in dataclasses.fields(kind)} - (
