@@ -113,7 +113,8 @@ def test_inference_builds_the_contract_input(scene, tiny):
     path, _ = tiny
     recorder = Recorder()
     rec = reconstruct_model(scene, path, prior_depths=recorder)
-    assert recorder.asked == [CUSTOM]
+    # the contract's settings, pose refinement on for the refined maps only
+    assert recorder.asked == [dataclasses.replace(CUSTOM, refine_poses=True)]
     assert rec.summary["stereo"]["preset"] == "custom"
     # the prior is the contract's 160x120 maps; the evidence rule took them refined 2x
     assert rec.summary["evidence"] == "on" and rec.summary["evidence_depth_size"] == [320, 240]
@@ -121,6 +122,11 @@ def test_inference_builds_the_contract_input(scene, tiny):
     off = Recorder()
     reconstruct_model(scene, path, ModelInferenceConfig(evidence=False), prior_depths=off)
     assert recorder.refined_scales == [2] and off.refined_scales == [1]
+    assert off.asked == [CUSTOM]
+    fixed = Recorder()
+    cfg = ModelInferenceConfig(evidence_refine_poses=False)
+    reconstruct_model(scene, path, cfg, prior_depths=fixed)
+    assert fixed.asked == [CUSTOM] and fixed.refined_scales == [2]
     # Asking for exactly the contract's settings is no mismatch.
     asked = ModelInferenceConfig(stereo=CUSTOM, image_size=(80, 60))
     same = reconstruct_model(scene, path, asked, prior_depths=recorder)
@@ -148,7 +154,8 @@ def test_a_deliberate_mismatch_runs_with_a_warning(scene, tiny, caplog):
     cfg = ModelInferenceConfig(stereo=prior_stereo_config(), allow_input_mismatch=True)
     with caplog.at_level(logging.WARNING, logger="atlas.model.contract"):
         rec = reconstruct_model(scene, path, cfg, prior_depths=recorder)
-    assert recorder.asked == [prior_stereo_config()] and rec.summary["stereo"]["keyframes"] > 0
+    asked = dataclasses.replace(prior_stereo_config(), refine_poses=True)
+    assert recorder.asked == [asked] and rec.summary["stereo"]["keyframes"] > 0
     assert "sweep.window: 7 != 5" in caplog.text
 
 

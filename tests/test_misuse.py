@@ -899,6 +899,10 @@ API_SETTINGS = {
     "chunk_voxels_negative": ({"chunk_voxels": -8}, "chunk_voxels must be an integer >= 1"),
     "rotations_three": ({"rotations": 3}, "rotations must be 1, 2 or 4, got 3"),
     "evidence_refine_float": ({"evidence_refine_scale": 1.5}, "evidence_refine_scale must be"),
+    "evidence_refine_poses_text": (
+        {"evidence_refine_poses": "yes"},
+        "evidence_refine_poses must be true or false",
+    ),
     "image_size_three_numbers": ({"image_size": (64, 48, 3)}, "image_size must be null or"),
 }
 

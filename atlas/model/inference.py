@@ -81,7 +81,10 @@ class ModelInferenceConfig:
     the prior's sweeps refined per pixel at this many times their size, pooled back to
     the prior's size for fusion as ``method=stereo`` does (the prior itself stays as
     trained; 1, a prior that is already refined, or refined maps that kept nothing: its
-    own maps); the refinement's time counts in the summary's stereo prior seconds."""
+    own maps); the refinement's time counts in the summary's stereo prior seconds.
+    evidence_refine_poses: those refined maps are matched with poses refined
+    photometrically from the prior's sweeps (stereo's ``refine_poses``; the prior's
+    own maps keep the given poses)."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1
@@ -99,6 +102,7 @@ class ModelInferenceConfig:
     evidence_reach: float = 0.2
     evidence_trunc_voxels: float = 5.0
     evidence_refine_scale: int = 2
+    evidence_refine_poses: bool = True
 
     def check(self, prefix: str = "") -> None:
         """``ValueError`` naming the first setting out of range (as ``prefix`` + its
@@ -153,6 +157,12 @@ class ModelInferenceConfig:
                 self.evidence_refine_scale,
                 "an integer >= 1",
                 is_int_at_least(self.evidence_refine_scale, 1),
+            ),
+            (
+                "evidence_refine_poses",
+                self.evidence_refine_poses,
+                "true or false",
+                isinstance(self.evidence_refine_poses, bool),
             ),
             (
                 "evidence_reach",
@@ -509,8 +519,11 @@ def reconstruct_volume(
     prior_tsdf = prior_observed = depths = None
     if model.net.prior == "stereo":
         refined_scale = cfg.evidence_refine_scale if cfg.evidence else 1
+        sweep_cfg = prior_stereo
+        if refined_scale > 1 and prior_stereo.refine_scale == 1:  # the prior's maps unchanged
+            sweep_cfg = dataclasses.replace(prior_stereo, refine_poses=cfg.evidence_refine_poses)
         prior_tsdf, prior_observed, stereo_facts, depths = prior_volume(
-            reader, grid, prior_stereo, device, prior_depths, refined_scale
+            reader, grid, sweep_cfg, device, prior_depths, refined_scale
         )
         facts["stereo"] = {"preset": preset_name(prior_stereo), **stereo_facts}
     t1 = time.perf_counter()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SAMPLES_PER_KEYFRAME = 100  # textured pixels with depth, per keyframe
+SAMPLES_PER_KEYFRAME = 400  # textured pixels with depth, per keyframe
 BLURS = (2.0, 1.0)  # Gaussian blur (pixels) of each stage, coarse to fine: a wide basin first
 STEPS = 160  # Adam steps, shared equally by the stages
 LEARNING_RATE = 0.08  # in the units below
