@@ -189,7 +189,9 @@ def test_refined_maps_are_the_refining_settings_own(room_24):
     torch.testing.assert_close(both.refined.poses, both.poses, rtol=0, atol=0)
     np.testing.assert_array_equal(both.refined.keyframes, both.keyframes)
     # pose refinement moves the refined maps' poses only: the coarse maps stay exactly
-    posed = stereo_depths(room_24, dataclasses.replace(coarse_cfg, refine_poses=True), refined_scale=2)
+    posed = stereo_depths(
+        room_24, dataclasses.replace(coarse_cfg, refine_poses=True), refined_scale=2
+    )
     torch.testing.assert_close(posed.depths, coarse.depths, rtol=0, atol=0)
     torch.testing.assert_close(posed.poses, coarse.poses, rtol=0, atol=0)
     assert not torch.equal(posed.refined.poses, coarse.poses)

@@ -99,7 +99,7 @@ class ModelInferenceConfig:
     allow_input_mismatch: bool = False
     evidence: bool = True
     evidence_agree: float = 0.16
-    evidence_reach: float = 0.2
+    evidence_reach: float = 0.12
     evidence_trunc_voxels: float = 5.0
     evidence_refine_scale: int = 2
     evidence_refine_poses: bool = True

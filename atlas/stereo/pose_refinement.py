@@ -45,15 +45,14 @@ class PoseRefinement:
 
 
 def _filter_1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x`` filtered along ``dim`` by ``taps`` (odd length, centred), edges repeated:
-    a sum of shifted slices (cheaper on a CPU than a one-channel convolution)."""
-    r = len(taps) // 2
-    n = x.shape[dim]
-    padded = torch.cat(
-        [x.narrow(dim, 0, 1).expand_as(x.narrow(dim, 0, r)) if r else x.narrow(dim, 0, 0), x]
-        + ([x.narrow(dim, n - 1, 1).expand_as(x.narrow(dim, 0, r))] if r else []),
-        dim,
-    )
+    """``x`` filtered along ``dim`` by ``taps`` (odd length >= 3, centred), edges
+    repeated: a sum of shifted slices (cheaper on a CPU than a one-channel
+    convolution)."""
+    r, n = len(taps) // 2, x.shape[dim]
+    edge = x.narrow(dim, 0, r)  # the shape of a border strip
+    first = x.narrow(dim, 0, 1).expand_as(edge)
+    last = x.narrow(dim, n - 1, 1).expand_as(edge)
+    padded = torch.cat([first, x, last], dim)
     out = taps[0] * padded.narrow(dim, 0, n)
     for k in range(1, len(taps)):
         out += taps[k] * padded.narrow(dim, k, n)
@@ -109,7 +108,9 @@ def _rigid_corrections(params: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _bilinear(images: torch.Tensor, frame: torch.Tensor, u: torch.Tensor, v: torch.Tensor):
+def _bilinear(
+    images: torch.Tensor, frame: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
     """Values of ``images`` (F, H, W) at sub-pixel (u, v) of frames ``frame`` (any
     shape, all alike), differentiable in u and v; u, v within the image."""
     _, H, W = images.shape
@@ -149,26 +150,25 @@ def refine_poses(
     """
     n_frames, H, W = grey.shape
     device = grey.device
-    stages = [normalised_images(grey, blur).to(torch.float32) for blur in BLURS]
+    stages = [normalised_images(grey, blur) for blur in BLURS]
     images = stages[-1]
     kf = torch.as_tensor(np.asarray(keyframes), dtype=torch.long, device=device)
     row, v, u = _sample_pixels(images[kf], depths, samples_per_keyframe, seed)
     # every (keyframe, neighbour) pair, and every (sample, pair) residual
-    pair_ref = [i for i, n in enumerate(neighbours) for _ in n]
+    width = max((len(n) for n in neighbours), default=0)
+    pair_of = torch.full((len(kf), width), -1, dtype=torch.long)
+    pair_ref: list[int] = []
+    pair_nbr: list[int] = []
+    for i, nbrs in enumerate(neighbours):
+        pair_of[i, : len(nbrs)] = torch.arange(len(pair_ref), len(pair_ref) + len(nbrs))
+        pair_ref += [i] * len(nbrs)
+        pair_nbr += [int(f) for f in nbrs]
+    pair_of = pair_of.to(device)
+    sample, slot = (pair_of[row] >= 0).nonzero(as_tuple=True)  # (E,) each
+    pair = pair_of[row[sample], slot]  # (E,) the pair of each residual
     pair_ref_t = torch.as_tensor(pair_ref, dtype=torch.long, device=device)
-    pair_nbr = torch.as_tensor(
-        [int(f) for n in neighbours for f in n], dtype=torch.long, device=device
-    )
-    first = torch.as_tensor(
-        np.cumsum([0] + [len(n) for n in neighbours])[:-1], dtype=torch.long, device=device
-    )
-    count = torch.as_tensor([len(n) for n in neighbours], dtype=torch.long, device=device)
-    sample = torch.repeat_interleave(torch.arange(len(row), device=device), count[row])
-    offset = torch.arange(len(sample), device=device) - torch.repeat_interleave(
-        torch.cumsum(count[row], 0) - count[row], count[row]
-    )
-    pair = first[row][sample] + offset  # (E,) the pair of each residual
-    frame = pair_nbr[pair]  # (E,) the neighbour frame it is looked up in
+    pair_nbr_t = torch.as_tensor(pair_nbr, dtype=torch.long, device=device)
+    frame = pair_nbr_t[pair]  # (E,) the neighbour frame it is looked up in
     ref_values = [x[kf[row], v, u][sample] for x in stages]
     K = K.to(torch.float32).to(device)
     rays = torch.stack(
@@ -186,7 +186,7 @@ def refine_poses(
 
     def robust_loss(images: torch.Tensor, ref_value: torch.Tensor) -> torch.Tensor:
         T = base @ _rigid_corrections(params)
-        T_ref, T_nbr = T[kf[pair_ref_t]], T[pair_nbr]
+        T_ref, T_nbr = T[kf[pair_ref_t]], T[pair_nbr_t]
         R_t = T_nbr[:, :3, :3].transpose(1, 2)  # world to neighbour camera
         rel = torch.cat([R_t @ T_ref[:, :3, :3], R_t @ (T_ref[:, :3, 3:] - T_nbr[:, :3, 3:])], 2)
         points = (rays * (depth * torch.exp(log_depth * LOG_DEPTH_UNIT))[:, None])[sample]
