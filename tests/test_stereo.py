@@ -194,7 +194,11 @@ def test_refined_maps_are_the_refining_settings_own(room_24):
     )
     torch.testing.assert_close(posed.depths, coarse.depths, rtol=0, atol=0)
     torch.testing.assert_close(posed.poses, coarse.poses, rtol=0, atol=0)
-    assert not torch.equal(posed.refined.poses, coarse.poses)
+    # the rendered room's poses are exact: they move by noise only, and the refined maps
+    # are matched with the moved poses
+    moved = torch.linalg.norm(posed.refined.poses[:, :3, 3] - coarse.poses[:, :3, 3], dim=1)
+    assert 0 < moved.max() < 0.02  # 80x60 and 160x120 images: noise of up to 1 cm
+    assert not torch.equal(posed.refined.depths, both.refined.depths)
     assert coarse.refined is None  # not asked for
     assert stereo_depths(room_24, fine_cfg, refined_scale=2).refined is None  # already refined
     with pytest.raises(ValueError, match="refined_scale"):

@@ -83,8 +83,8 @@ class ModelInferenceConfig:
     trained; 1, a prior that is already refined, or refined maps that kept nothing: its
     own maps); the refinement's time counts in the summary's stereo prior seconds.
     evidence_refine_poses: those refined maps are matched with poses refined
-    photometrically from the prior's sweeps (stereo's ``refine_poses``; the prior's
-    own maps keep the given poses)."""
+    photometrically from the prior's sweeps (stereo's ``refine_poses``, set to this
+    whatever the prior's settings say, since it never touches the prior's own maps)."""
 
     image_size: tuple[int, int] | None = None
     frame_stride: int = 1

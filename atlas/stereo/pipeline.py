@@ -48,10 +48,11 @@ class StereoConfig:
       angle in fusion (else 1); min_weight: fused voxels of a lower total weight are
       left unobserved, so no surface is meshed from fewer observations (0: off).
     - voxel_size (metres), trunc_voxels, max_depth (metres): the fused volume.
-    - refine_poses: between the coarse sweep and the refinement, every frame's pose is
-      corrected photometrically from the coarse depths
-      (:mod:`atlas.stereo.pose_refinement`); the refined maps are matched with and
-      carry the corrected poses (so it does nothing where no map is refined).
+    - refine_poses: between the coarse sweep and the refinement, the pose of every
+      keyframe and neighbour is corrected photometrically from the coarse depths
+      (checked between keyframes, :mod:`atlas.stereo.pose_refinement`); the refined
+      maps are matched, filtered and fused with the corrected poses, the coarse maps
+      keep the given ones (so it does nothing where no map is refined).
     """
 
     image_size: tuple[int, int] = (160, 120)
@@ -102,7 +103,7 @@ class StereoDepths:
     camera-to-world; weights: (N, H, W) float32 fusion weight of each depth, or None
     (all 1); refined: the same keyframes' sweeps refined per pixel at a finer size and
     filtered on their own, when asked for (``refined_scale`` of :func:`stereo_depths`),
-    else None."""
+    else None; its poses are the refined ones with ``refine_poses``."""
 
     keyframes: np.ndarray
     depths: torch.Tensor

@@ -29,6 +29,7 @@ LOG_DEPTH_UNIT = 0.01  # log-depth change per unit of a depth parameter
 PRIOR_WEIGHT = 1e-4  # per squared unit (pose), averaged over frames
 DEPTH_PRIOR_WEIGHT = 1e-5  # per squared unit (depth), averaged over samples
 HUBER = 1.0  # residual (normalised intensity) above which the loss grows linearly
+SPREAD_FLOOR = 0.02  # grey levels (0-255) added to a window's spread: guards the division only
 
 
 @dataclass
@@ -59,10 +60,11 @@ def _filter_1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
     return out
 
 
-def normalised_images(grey: torch.Tensor, blur: float = 1.0, window: int = 7) -> torch.Tensor:
-    """(F, H, W) float32 grey images blurred (a Gaussian of ``blur`` pixels) and
-    normalised to zero mean and unit spread in each ``window`` (odd), so exposure
-    changes between frames do not count as a difference."""
+def _normalised_images(grey: torch.Tensor, blur: float = 1.0, window: int = 7) -> torch.Tensor:
+    """(F, H, W) float32 of ``grey`` (F, H, W) grey levels 0-255, blurred (a Gaussian
+    of ``blur`` pixels) and normalised to zero mean and unit spread in each ``window``
+    (odd), so exposure changes between frames do not count as a difference (faint
+    texture counts as much as strong: the spread floor only guards the division)."""
     x = grey.float()
     r = max(1, int(np.ceil(3 * blur)))
     taps = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float32) ** 2) / (2 * blur**2))
@@ -71,7 +73,7 @@ def normalised_images(grey: torch.Tensor, blur: float = 1.0, window: int = 7) ->
     box = torch.full((window,), 1.0 / window)
     mean = _filter_1d(_filter_1d(x, box, 1), box, 2)
     var = _filter_1d(_filter_1d(x * x, box, 1), box, 2) - mean * mean
-    return (x - mean) / (var.clamp_min(0).sqrt() + 0.02)
+    return (x - mean) / (var.clamp_min(0).sqrt() + SPREAD_FLOOR)
 
 
 def _sample_pixels(
@@ -141,8 +143,8 @@ def refine_poses(
     """Poses corrected so the keyframes' depths agree photometrically with their
     neighbours.
 
-    grey: (F, H, W) grey images of every frame, any range; K: (3, 3) for that size;
-    poses: (F, 4, 4) camera-to-world (metres); keyframes: (N,) frame indices;
+    grey: (F, H, W) grey levels 0-255 (uint8 or float) of every frame; K: (3, 3) for
+    that size; poses: (F, 4, 4) camera-to-world (metres); keyframes: (N,) frame indices;
     depths: (N, H, W) metres (0 = none) of those keyframes at the images' size;
     neighbours: for each keyframe, the frame indices it was matched against;
     samples_per_keyframe, steps: the problem's size and the optimiser's steps (more
@@ -150,11 +152,8 @@ def refine_poses(
     """
     n_frames, H, W = grey.shape
     device = grey.device
-    stages = [normalised_images(grey, blur) for blur in BLURS]
-    images = stages[-1]
     kf = torch.as_tensor(np.asarray(keyframes), dtype=torch.long, device=device)
-    row, v, u = _sample_pixels(images[kf], depths, samples_per_keyframe, seed)
-    # every (keyframe, neighbour) pair, and every (sample, pair) residual
+    # every (keyframe, neighbour) pair
     width = max((len(n) for n in neighbours), default=0)
     pair_of = torch.full((len(kf), width), -1, dtype=torch.long)
     pair_ref: list[int] = []
@@ -164,12 +163,20 @@ def refine_poses(
         pair_ref += [i] * len(nbrs)
         pair_nbr += [int(f) for f in nbrs]
     pair_of = pair_of.to(device)
-    sample, slot = (pair_of[row] >= 0).nonzero(as_tuple=True)  # (E,) each
-    pair = pair_of[row[sample], slot]  # (E,) the pair of each residual
     pair_ref_t = torch.as_tensor(pair_ref, dtype=torch.long, device=device)
     pair_nbr_t = torch.as_tensor(pair_nbr, dtype=torch.long, device=device)
-    frame = pair_nbr_t[pair]  # (E,) the neighbour frame it is looked up in
-    ref_values = [x[kf[row], v, u][sample] for x in stages]
+    # only the frames some pair looks at are normalised: slot[f] is frame f's image
+    involved = torch.unique(torch.cat([kf, pair_nbr_t]))
+    slot_of = torch.full((n_frames,), -1, dtype=torch.long, device=device)
+    slot_of[involved] = torch.arange(len(involved), device=device)
+    stages = [_normalised_images(grey[involved], blur) for blur in BLURS]
+    images = stages[-1]
+    row, v, u = _sample_pixels(images[slot_of[kf]], depths, samples_per_keyframe, seed)
+    # every (sample, pair) residual
+    sample, slot = (pair_of[row] >= 0).nonzero(as_tuple=True)  # (E,) each
+    pair = pair_of[row[sample], slot]  # (E,) the pair of each residual
+    frame = slot_of[pair_nbr_t[pair]]  # (E,) the image of the neighbour it is looked up in
+    ref_values = [x[slot_of[kf[row]], v, u][sample] for x in stages]
     K = K.to(torch.float32).to(device)
     rays = torch.stack(
         [
@@ -188,9 +195,11 @@ def refine_poses(
         T = base @ _rigid_corrections(params)
         T_ref, T_nbr = T[kf[pair_ref_t]], T[pair_nbr_t]
         R_t = T_nbr[:, :3, :3].transpose(1, 2)  # world to neighbour camera
-        rel = torch.cat([R_t @ T_ref[:, :3, :3], R_t @ (T_ref[:, :3, 3:] - T_nbr[:, :3, 3:])], 2)
+        pair_rel = torch.cat(  # (P, 3, 4): reference camera to neighbour camera
+            [R_t @ T_ref[:, :3, :3], R_t @ (T_ref[:, :3, 3:] - T_nbr[:, :3, 3:])], 2
+        )
         points = (rays * (depth * torch.exp(log_depth * LOG_DEPTH_UNIT))[:, None])[sample]
-        rel = rel[pair]  # (E, 3, 4): reference camera to neighbour camera
+        rel = pair_rel[pair]  # (E, 3, 4)
         cam = (rel[:, :, :3] * points[:, None, :]).sum(-1) + rel[:, :, 3]
         z = cam[:, 2].clamp_min(0.05)
         pu = K[0, 0] * cam[:, 0] / z + K[0, 2]
