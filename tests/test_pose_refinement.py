@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import grey_images
@@ -52,12 +53,10 @@ def _perturbed(poses: np.ndarray, degrees: float, metres: float, seed: int) -> n
     for i in range(len(poses)):
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
-        angle = np.radians(degrees)
-        skew = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-        R = np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
         step = rng.normal(size=3)
         delta = np.eye(4)
-        delta[:3, :3], delta[:3, 3] = R, metres * step / np.linalg.norm(step)
+        delta[:3, :3] = Rotation.from_rotvec(np.radians(degrees) * axis).as_matrix()
+        delta[:3, 3] = metres * step / np.linalg.norm(step)
         out[i] = poses[i] @ delta
     return out
 
