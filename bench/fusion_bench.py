@@ -1,8 +1,12 @@
 """Fusion benchmark: our TSDFFusion against Open3D's VoxelBlockGrid on the same frames.
 
-Prints frames/s of both (depth preloaded, so decoding is not timed), their ratio, and
-the chamfer distance between the two meshes, for a synthetic scene and for the real
-7-Scenes frames in ../shared/data/7scenes-dev (skipped with a note when absent).
+Prints frames/s of both (depth preloaded, so decoding is not timed): ours with its
+kernels compiled (``torch.compile``, after a warm-up whose seconds are printed: the
+compile cost a process pays once) and eager (``ATLAS_COMPILE=0``; a process fusing
+fewer frames than ``atlas.compile.FUSION_EAGER_CALLS`` runs them so), the ratio of
+compiled to Open3D, and the chamfer distance between the two meshes, for a synthetic
+scene and for the real 7-Scenes frames in ../shared/data/7scenes-dev (skipped with a
+note when absent).
 
     python bench/fusion_bench.py [--threads N] [--frames N] [--voxel 0.04]
 """
@@ -60,21 +64,36 @@ def load_7scenes(n: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]
 
 
 def run_ours(
-    depths, K, poses, voxel: float, max_depth: float, repeat: int, device: str
-) -> tuple[float, np.ndarray]:
-    """Our TSDFFusion on ``device``: frames/s (best of ``repeat``, after an untimed
-    warm-up) and the mesh's vertices. Depths in millimetres, ``voxel`` and ``max_depth``
-    in metres."""
+    depths,
+    K,
+    poses,
+    voxel: float,
+    max_depth: float,
+    repeat: int,
+    device: str,
+    compile_mode: str = "always",
+) -> tuple[float, np.ndarray, float]:
+    """Our TSDFFusion on ``device`` with ``ATLAS_COMPILE=compile_mode`` (``always``:
+    compiled from the first call, ``0``: eager), its kernels made anew: frames/s (best
+    of ``repeat``, after a warm-up of 5 frames), the mesh's vertices and the warm-up's
+    seconds (the compile time, when compiled). Depths in millimetres, ``voxel`` and
+    ``max_depth`` in metres."""
+    import os
+
     import torch
 
+    from atlas import compile as kernels
     from atlas.geometry import TSDFFusion, extract_mesh, frustum_bounds
 
+    os.environ["ATLAS_COMPILE"] = compile_mode
+    kernels.reset()
     h, w = depths[0].shape
     lo, hi = frustum_bounds(K, np.stack(poses), (w, h), max_depth)
     metres = [torch.from_numpy(d.astype(np.float32) / 1000.0).to(device) for d in depths]
     warm = TSDFFusion.from_bounds(lo, hi, voxel, max_depth=max_depth, device=device)
-    for d, T in zip(metres[:5], poses[:5], strict=True):  # torch.compile warm-up, untimed
-        warm.integrate(d, K, T)
+    with timed(device) as warm_up:
+        for d, T in zip(metres[:5], poses[:5], strict=True):
+            warm.integrate(d, K, T)
     best = float("inf")
     for _ in range(repeat):
         fusion = TSDFFusion.from_bounds(lo, hi, voxel, max_depth=max_depth, device=device)
@@ -82,7 +101,7 @@ def run_ours(
             for d, T in zip(metres, poses, strict=True):
                 fusion.integrate(d, K, T)
         best = min(best, t.wall)
-    return len(depths) / best, extract_mesh(fusion.to_grid()).vertices
+    return len(depths) / best, extract_mesh(fusion.to_grid()).vertices, warm_up.wall
 
 
 def run_open3d(
@@ -112,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     sequences = {"synthetic": load_synthetic(args.frames), "7scenes-dev": load_7scenes(args.frames)}
     print(
-        f"{'sequence':<12} {'frames':>6} {'ours f/s':>9} {'open3d f/s':>10} {'ratio':>6} "
-        f"{'chamfer cm':>10} {'F@2cm':>6}"
+        f"{'sequence':<12} {'frames':>6} {'ours f/s':>9} {'warm-up s':>9} {'eager f/s':>9} "
+        f"{'open3d f/s':>10} {'ratio':>6} {'chamfer cm':>10} {'F@2cm':>6}"
     )
     for name, seq in sequences.items():
         if seq is None:
@@ -121,13 +140,15 @@ def main(argv: list[str] | None = None) -> None:
             continue
         depths, K, poses = seq
         setting = (args.voxel, args.max_depth, args.repeat)
-        ours_fps, ours_pts = run_ours(depths, K, poses, *setting, args.device)
+        ours_fps, ours_pts, warm_s = run_ours(depths, K, poses, *setting, args.device)
+        eager_fps, _, _ = run_ours(depths, K, poses, *setting, args.device, compile_mode="0")
         o3d_fps, o3d_pts = run_open3d(depths, K, poses, *setting)
         m = point_metrics(
             voxel_downsample(ours_pts, 0.01), voxel_downsample(o3d_pts, 0.01), threshold=0.02
         )
         print(
-            f"{name:<12} {len(depths):>6} {ours_fps:>9.1f} {o3d_fps:>10.1f} "
+            f"{name:<12} {len(depths):>6} {ours_fps:>9.1f} {warm_s:>9.1f} {eager_fps:>9.1f} "
+            f"{o3d_fps:>10.1f} "
             f"{ours_fps / o3d_fps:>6.2f} {100 * m['chamfer']:>10.2f} {m['fscore']:>6.3f}"
         )
     sys.stdout.flush()

@@ -254,9 +254,9 @@ def test_fusion_bench_ours_and_open3d_fuse_the_same_wall(eager_kernels):
     bench = script("fusion_bench")
     poses = list(plane_poses(4))
     depths = [np.full((48, 64), round(1000 * PLANE_Z), np.uint16) for _ in poses]  # mm
-    ours_fps, ours = bench.run_ours(depths, K_PLANE, poses, 0.04, 3.0, 1, "cpu")
+    ours_fps, ours, warm_s = bench.run_ours(depths, K_PLANE, poses, 0.04, 3.0, 1, "cpu", "0")
     o3d_fps, theirs = bench.run_open3d(depths, K_PLANE, poses, 0.04, 3.0, 1)
-    assert ours_fps > 0 and o3d_fps > 0
+    assert ours_fps > 0 and o3d_fps > 0 and warm_s > 0
     for vertices in (ours, theirs):
         assert len(vertices) > 100
         assert np.abs(vertices[:, 2] - PLANE_Z).max() < 0.04  # within a voxel of the wall

@@ -46,13 +46,14 @@ def backproject():
 
 @pytest.fixture
 def kernels(monkeypatch):
-    """Run ``fn`` with the kernels compiled (1) or eager (0), each from a fresh cache."""
+    """Run ``fn`` with the kernels compiled from their first call (always) or eager (0),
+    each from a fresh cache."""
 
     def run(fn, compile_flag: str):
         monkeypatch.setattr(compile_module, "_COMPILED", {})
         monkeypatch.setenv("ATLAS_COMPILE", compile_flag)
         out = fn()
-        if compile_flag == "1":  # compiled indeed, not fallen back to eager
+        if compile_flag == "always":  # compiled indeed, not fallen back to eager
             used = compile_module._COMPILED.values()
             assert used and all(k.kernel is not k.fn for k in used), list(used)
         return out
@@ -63,14 +64,40 @@ def kernels(monkeypatch):
 def test_compiled_kernels_equal_eager(kernels):
     for with_color in (False, True):
         eager = kernels(lambda c=with_color: fuse_wall(c), "0")
-        compiled = kernels(lambda c=with_color: fuse_wall(c), "1")
+        compiled = kernels(lambda c=with_color: fuse_wall(c), "always")
         assert eager.observed.sum() > 100
         np.testing.assert_array_equal(compiled.observed, eager.observed)
         np.testing.assert_allclose(compiled.tsdf, eager.tsdf, atol=1e-5)
         np.testing.assert_allclose(compiled.weight, eager.weight, atol=1e-5)
         if with_color:
             assert np.abs(compiled.color.astype(int) - eager.color).max() <= 1
-    (mean_e, count_e), (mean_c, count_c) = kernels(backproject, "0"), kernels(backproject, "1")
+    (mean_e, count_e), (mean_c, count_c) = kernels(backproject, "0"), kernels(backproject, "always")
     assert count_e.sum() > 0
     torch.testing.assert_close(count_c, count_e)
     torch.testing.assert_close(mean_c, mean_e, atol=1e-5, rtol=1e-5)
+
+
+def test_kernel_runs_eagerly_for_its_first_calls(monkeypatch):
+    """By default a kernel runs eagerly for ``eager_calls`` calls, then compiled; with
+    ATLAS_COMPILE=always it is compiled from its first call; a typo is an error."""
+    monkeypatch.setattr(compile_module, "_COMPILED", {})
+    monkeypatch.setenv("ATLAS_COMPILE", "1")
+    ran = []
+
+    def kernel(x):
+        ran.append("eager")
+        return x + 1
+
+    wrapped = compile_module.compiled("test_kernel", kernel, eager_calls=2)
+    wrapped.kernel = lambda x: ran.append("compiled") or x + 1  # stands for the compiled one
+    assert [wrapped(torch.zeros(1)).item() for _ in range(4)] == [1, 1, 1, 1]
+    assert ran == ["eager", "eager", "compiled", "compiled"]
+    assert compile_module.compiled("test_kernel", kernel, eager_calls=2) is wrapped  # cached
+
+    compile_module.reset()
+    monkeypatch.setenv("ATLAS_COMPILE", "always")
+    assert compile_module.compiled("test_kernel", kernel, eager_calls=2).eager_calls == 0
+    compile_module.reset()
+    monkeypatch.setenv("ATLAS_COMPILE", "yes")
+    with pytest.raises(ValueError, match="ATLAS_COMPILE must be 0, 1 or always, got 'yes'"):
+        compile_module.compiled("test_kernel", kernel)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from atlas.compile import compiled
+from atlas.compile import FUSION_EAGER_CALLS, compiled
 from atlas.geometry.camera import check_intrinsics, check_pose, frustum_bounds
 from atlas.geometry.voxel_grid import VoxelGrid
 
@@ -234,7 +234,7 @@ class TSDFFusion:
         prm = torch.from_numpy(np.concatenate([A.reshape(-1), offset, side]).astype(np.float32))
         n_bricks = self.tsdf.shape[0]
         bx, by, bz = self.bricks_shape
-        ids = compiled("band_bricks", _band_brick_ids)(
+        ids = compiled("band_bricks", _band_brick_ids, FUSION_EAGER_CALLS)(
             depth,
             rows,
             cols,
@@ -371,10 +371,10 @@ class TSDFFusion:
             pixel_weight,
         )
         if color is None or self.color is None:
-            compiled("fuse_bricks", _fuse_bricks)(self.tsdf, self.weight, *args)
+            compiled("fuse_bricks", _fuse_bricks, FUSION_EAGER_CALLS)(self.tsdf, self.weight, *args)
             return
         old_w = self.weight.index_select(0, brick_ids)
-        new_t, new_w, pix, obs_w = compiled("observe", _observe)(
+        new_t, new_w, pix, obs_w = compiled("observe", _observe, FUSION_EAGER_CALLS)(
             self.tsdf.index_select(0, brick_ids), old_w, *args
         )
         self.tsdf.index_copy_(0, brick_ids, new_t)
