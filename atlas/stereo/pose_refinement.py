@@ -8,7 +8,8 @@ first sweep, every frame's pose is corrected by a small rigid motion (camera fra
 makes the keyframes' textured pixels look alike in the neighbours they were matched
 against: a bundle adjustment of photometric residuals (each keyframe's sampled depths
 free too), robust (Huber) and held near the given poses by a prior, so the world frame
-does not drift. Vectorised over all samples and neighbours; the loop is over optimiser
+does not drift. Vectorised as (keyframe, neighbour, sample) blocks, each keyframe's
+points moved into its neighbours by batched matrix products; the loop is over optimiser
 steps.
 """
 
@@ -80,8 +81,8 @@ def _sample_pixels(
     images: torch.Tensor, depths: torch.Tensor, n: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Up to ``n`` pixels per keyframe with depth, away from the border, favouring
-    strong gradients of ``images`` (N, H, W). Returns (keyframe row, v, u), each (S,)
-    int64."""
+    strong gradients of ``images`` (N, H, W). Returns v, u: (N, S) int64 and valid:
+    (N, S) bool (S = min(n, H W); a keyframe with fewer such pixels has invalid ones)."""
     N, H, W = depths.shape
     gy, gx = torch.gradient(images, dim=(1, 2))
     gen = torch.Generator().manual_seed(seed)
@@ -91,10 +92,7 @@ def _sample_pixels(
     inside[4:-4, 4:-4] = True
     score = torch.where((depths > 0) & inside, score, -1.0).reshape(N, -1)
     top, idx = score.topk(min(n, H * W), dim=1)
-    row = torch.arange(N, device=depths.device)[:, None].expand_as(idx)
-    keep = top > 0
-    row, idx = row[keep], idx[keep]
-    return row, idx // W, idx % W
+    return idx // W, idx % W, top > 0
 
 
 def _rigid_corrections(params: torch.Tensor) -> torch.Tensor:
@@ -114,7 +112,8 @@ def _bilinear(
     images: torch.Tensor, frame: torch.Tensor, u: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
     """Values of ``images`` (F, H, W) at sub-pixel (u, v) of frames ``frame`` (any
-    shape, all alike), differentiable in u and v; u, v within the image."""
+    shape broadcasting with u and v), differentiable in u and v; u, v within the
+    image."""
     _, H, W = images.shape
     flat = images.reshape(-1)
     u0 = u.detach().floor().clamp(0, W - 2)
@@ -153,30 +152,22 @@ def refine_poses(
     n_frames, H, W = grey.shape
     device = grey.device
     kf = torch.as_tensor(np.asarray(keyframes), dtype=torch.long, device=device)
-    # every (keyframe, neighbour) pair
+    # the neighbour table: (N, M) frame indices, padded with the keyframe itself
     width = max((len(n) for n in neighbours), default=0)
-    pair_of = torch.full((len(kf), width), -1, dtype=torch.long)
-    pair_ref: list[int] = []
-    pair_nbr: list[int] = []
+    nbr = kf[:, None].repeat(1, max(width, 1))
     for i, nbrs in enumerate(neighbours):
-        pair_of[i, : len(nbrs)] = torch.arange(len(pair_ref), len(pair_ref) + len(nbrs))
-        pair_ref += [i] * len(nbrs)
-        pair_nbr += [int(f) for f in nbrs]
-    pair_of = pair_of.to(device)
-    pair_ref_t = torch.as_tensor(pair_ref, dtype=torch.long, device=device)
-    pair_nbr_t = torch.as_tensor(pair_nbr, dtype=torch.long, device=device)
+        nbr[i, : len(nbrs)] = torch.as_tensor(np.asarray(nbrs, dtype=np.int64), device=device)
+    has_pair = nbr != kf[:, None]  # (N, M)
     # only the frames some pair looks at are normalised: slot[f] is frame f's image
-    involved = torch.unique(torch.cat([kf, pair_nbr_t]))
+    involved = torch.unique(torch.cat([kf, nbr.reshape(-1)]))
     slot_of = torch.full((n_frames,), -1, dtype=torch.long, device=device)
     slot_of[involved] = torch.arange(len(involved), device=device)
     stages = [_normalised_images(grey[involved], blur) for blur in BLURS]
     images = stages[-1]
-    row, v, u = _sample_pixels(images[slot_of[kf]], depths, samples_per_keyframe, seed)
-    # every (sample, pair) residual
-    sample, slot = (pair_of[row] >= 0).nonzero(as_tuple=True)  # (E,) each
-    pair = pair_of[row[sample], slot]  # (E,) the pair of each residual
-    frame = slot_of[pair_nbr_t[pair]]  # (E,) the image of the neighbour it is looked up in
-    ref_values = [x[slot_of[kf[row]], v, u][sample] for x in stages]
+    v, u, valid = _sample_pixels(images[slot_of[kf]], depths, samples_per_keyframe, seed)
+    n_kf, n_samples = v.shape
+    rows = torch.arange(n_kf, device=device)[:, None]
+    ref_values = [x[slot_of[kf][:, None], v, u][:, None] for x in stages]  # (N, 1, S)
     K = K.to(torch.float32).to(device)
     rays = torch.stack(
         [
@@ -184,27 +175,27 @@ def refine_poses(
             (v.to(torch.float32) - K[1, 2]) / K[1, 1],
             torch.ones_like(u, dtype=torch.float32),
         ],
-        1,
-    )
-    depth = depths[row, v, u].to(torch.float32)
+        -1,
+    )  # (N, S, 3)
+    depth = torch.where(valid, depths[rows, v, u], 1.0).to(torch.float32)  # (N, S)
+    used = valid[:, None, :] & has_pair[:, :, None]  # (N, M, S)
+    frame = slot_of[nbr][:, :, None]  # (N, M, 1): the image each neighbour is looked up in
     base = poses.to(torch.float32).to(device)
     params = torch.zeros(n_frames, 6, dtype=torch.float32, device=device, requires_grad=True)
-    log_depth = torch.zeros(len(row), dtype=torch.float32, device=device, requires_grad=True)
+    log_depth = torch.zeros(n_kf, n_samples, dtype=torch.float32, device=device, requires_grad=True)
 
     def robust_loss(images: torch.Tensor, ref_value: torch.Tensor) -> torch.Tensor:
         T = base @ _rigid_corrections(params)
-        T_ref, T_nbr = T[kf[pair_ref_t]], T[pair_nbr_t]
-        R_t = T_nbr[:, :3, :3].transpose(1, 2)  # world to neighbour camera
-        pair_rel = torch.cat(  # (P, 3, 4): reference camera to neighbour camera
-            [R_t @ T_ref[:, :3, :3], R_t @ (T_ref[:, :3, 3:] - T_nbr[:, :3, 3:])], 2
-        )
-        points = (rays * (depth * torch.exp(log_depth * LOG_DEPTH_UNIT))[:, None])[sample]
-        rel = pair_rel[pair]  # (E, 3, 4)
-        cam = (rel[:, :, :3] * points[:, None, :]).sum(-1) + rel[:, :, 3]
-        z = cam[:, 2].clamp_min(0.05)
-        pu = K[0, 0] * cam[:, 0] / z + K[0, 2]
-        pv = K[1, 1] * cam[:, 1] / z + K[1, 2]
-        seen = (cam[:, 2] > 0.1) & (pu > 1) & (pu < W - 2) & (pv > 1) & (pv < H - 2)
+        T_ref, T_nbr = T[kf][:, None], T[nbr]  # (N, 1, 4, 4), (N, M, 4, 4)
+        R_t = T_nbr[..., :3, :3].transpose(-1, -2)  # world to neighbour camera
+        R = R_t @ T_ref[..., :3, :3]  # (N, M, 3, 3): reference camera to neighbour camera
+        t = (R_t @ (T_ref[..., :3, 3:] - T_nbr[..., :3, 3:]))[..., 0]  # (N, M, 3)
+        points = rays * (depth * torch.exp(log_depth * LOG_DEPTH_UNIT))[..., None]  # (N, S, 3)
+        cam = points[:, None] @ R.transpose(-1, -2) + t[:, :, None]  # (N, M, S, 3)
+        z = cam[..., 2].clamp_min(0.05)
+        pu = K[0, 0] * cam[..., 0] / z + K[0, 2]
+        pv = K[1, 1] * cam[..., 1] / z + K[1, 2]
+        seen = used & (cam[..., 2] > 0.1) & (pu > 1) & (pu < W - 2) & (pv > 1) & (pv < H - 2)
         value = _bilinear(images, frame, pu.clamp(0, W - 1.001), pv.clamp(0, H - 1.001))
         r = (value - ref_value).abs()
         huber = torch.where(r < HUBER, 0.5 * r * r, HUBER * (r - 0.5 * HUBER))
@@ -212,11 +203,11 @@ def refine_poses(
 
     def total(data: torch.Tensor) -> torch.Tensor:
         prior = PRIOR_WEIGHT * (params**2).sum() / n_frames
-        return data + prior + DEPTH_PRIOR_WEIGHT * (log_depth**2).mean()
+        return data + prior + DEPTH_PRIOR_WEIGHT * (log_depth[valid] ** 2).mean()
 
     with torch.no_grad():
         before = float(robust_loss(images, ref_values[-1]))
-    if len(sample):
+    if bool(used.any()):
         for stage, ref_value in zip(stages, ref_values, strict=True):
             opt = torch.optim.Adam([params, log_depth], lr=LEARNING_RATE)
             for _ in range(steps // len(stages)):
