@@ -17,7 +17,7 @@ from atlas.model.inference import ModelInferenceConfig
 from atlas.preparation.prepare import PrepareSettings
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import StereoConfig, grey_images, prior_stereo_config, stereo_depths
-from atlas.stereo.plane_sweep import SweepConfig, plane_sweep
+from atlas.stereo.plane_sweep import SweepConfig, _mean_of_smallest, plane_sweep
 from atlas.stereo.views import select_keyframes, select_neighbours
 
 SCENE = "scene0000_00"
@@ -203,3 +203,10 @@ def test_refined_maps_are_the_refining_settings_own(room_24):
     assert stereo_depths(room_24, fine_cfg, refined_scale=2).refined is None  # already refined
     with pytest.raises(ValueError, match="refined_scale"):
         stereo_depths(room_24, coarse_cfg, refined_scale=0)
+
+
+def test_neighbour_costs_average_the_k_smallest_per_pixel():
+    cost = torch.tensor([[0.5, 2.0, 0.4], [0.2, 0.1, 0.4], [0.9, 0.3, 0.4]])  # (3 views, 3 px)
+    torch.testing.assert_close(_mean_of_smallest(cost, 1), torch.tensor([0.2, 0.1, 0.4]))
+    torch.testing.assert_close(_mean_of_smallest(cost, 2), torch.tensor([0.35, 0.2, 0.4]))
+    torch.testing.assert_close(_mean_of_smallest(cost, 3), cost.mean(0))

@@ -110,14 +110,19 @@ def _window_inside(inside: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def _mean_of_smallest(cost: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean of the ``k`` smallest entries along the first axis of ``cost`` (M, ...):
-    k passes of min-and-remove, cheaper than ``topk`` for the few neighbours matched."""
+    """Mean of the ``k`` smallest entries along the first axis of ``cost`` (M, ...), k <=
+    M: each entry is inserted into a running sorted list of the k smallest by
+    elementwise min and max (2k - 1 passes over one entry's block, no copy of ``cost``,
+    several times faster than ``topk`` or min-and-remove for the few neighbours
+    matched)."""
+    smallest = [torch.full_like(cost[0], torch.inf) for _ in range(k)]  # ascending
+    for entry in cost:
+        for j in range(k - 1, 0, -1):
+            torch.minimum(smallest[j], torch.maximum(smallest[j - 1], entry), out=smallest[j])
+        torch.minimum(smallest[0], entry, out=smallest[0])
     total = torch.zeros_like(cost[0])
-    for i in range(k):
-        low, where = cost.min(0)
+    for low in smallest:
         total += low
-        if i + 1 < k:
-            cost = cost.scatter(0, where[None], torch.inf)
     return total / k
 
 
@@ -215,9 +220,13 @@ def winner_take_all(cost: torch.Tensor, temperature: float) -> Winner:
     offset = torch.where(
         interior, (lo - hi) / (2 * curv.clamp_min(1e-6)), torch.zeros_like(c0)
     ).clamp(-0.5, 0.5)
-    prob = torch.softmax(-cost / temperature, dim=0)
-    near = (torch.arange(n, device=cost.device)[:, None, None] - best[None]).abs() <= 1
-    confidence = (prob * near).sum(0)
+    # softmax of -cost / temperature, shifted by the best cost; only its total is a volume
+    total = (cost - c0).div_(-temperature).exp_().sum(0)
+    near = 1 + sum(
+        torch.where(has, ((c - c0) / -temperature).exp(), 0.0)
+        for c, has in ((lo, best > 0), (hi, best < n - 1))
+    )
+    confidence = near / total
     return Winner(best, offset, c0, interior, confidence)
 
 
@@ -250,9 +259,10 @@ def plane_sweep(
     depth = 1 / (inv_depths[win.index] + win.offset * step)
 
     # Uniqueness: the best cost away from the winner (outside +-2 planes).
-    planes = torch.arange(cfg.n_planes, device=dev)[:, None, None]
-    away = (planes - win.index[None]).abs() > 2
-    second = torch.where(away, agg, torch.full_like(agg, INVALID_COST)).amin(0)
+    near = (win.index[None] + torch.arange(-2, 3, device=dev)[:, None, None]).clamp(
+        0, cfg.n_planes - 1
+    )
+    second = agg.scatter(0, near, INVALID_COST).amin(0)
     ratio = win.cost / second.clamp_min(1e-6)
     keep = (
         (match_cost < cfg.max_cost)
