@@ -127,10 +127,14 @@ def test_inference_builds_the_contract_input(scene, tiny):
     cfg = ModelInferenceConfig(evidence_refine_poses=False)
     reconstruct_model(scene, path, cfg, prior_depths=fixed)
     assert fixed.asked == [CUSTOM] and fixed.refined_scales == [2]
-    # Asking for exactly the contract's settings is no mismatch.
-    asked = ModelInferenceConfig(stereo=CUSTOM, image_size=(80, 60))
-    same = reconstruct_model(scene, path, asked, prior_depths=recorder)
-    np.testing.assert_array_equal(same.grid.tsdf, rec.grid.tsdf)
+    # Asking for exactly the contract's settings is no mismatch, nor is asking for pose
+    # refinement in settings that refine no map themselves (the evidence rule's is
+    # model.evidence_refine_poses).
+    for stereo in (CUSTOM, dataclasses.replace(CUSTOM, refine_poses=True)):
+        asked = ModelInferenceConfig(stereo=stereo, image_size=(80, 60))
+        same = reconstruct_model(scene, path, asked, prior_depths=recorder)
+        np.testing.assert_array_equal(same.grid.tsdf, rec.grid.tsdf)
+    assert recorder.asked[-1] == recorder.asked[0]  # the same sweep as asked for by default
 
 
 @pytest.mark.parametrize(

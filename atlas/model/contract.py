@@ -144,10 +144,16 @@ def resolve_input(
     to build a model's input with: the contract's where ``stereo`` / ``image_size`` are
     None, else the ones asked for, which must equal the contract's unless
     ``allow_mismatch`` (then a logged warning): a ``ValueError`` naming ``where`` (the
-    model file) and every setting that differs, as asked != trained."""
+    model file) and every setting that differs, as asked != trained (``refine_poses``
+    counts only where the settings refine their maps themselves)."""
     differ = []
     if stereo is not None and contract.prior_stereo is not None:
-        differ += [f"model.stereo.{d}" for d in stereo_differences(stereo, contract.prior_stereo)]
+        trained = contract.prior_stereo
+        if stereo.refine_scale == 1 == trained.refine_scale:
+            # settings that refine no map: their pose refinement changes nothing the
+            # model takes (the evidence maps follow model.evidence_refine_poses)
+            trained = dataclasses.replace(trained, refine_poses=stereo.refine_poses)
+        differ += [f"model.stereo.{d}" for d in stereo_differences(stereo, trained)]
     if image_size is not None and tuple(image_size) != contract.image_size:
         differ.append(f"model.image_size: {list(image_size)} != {list(contract.image_size)}")
     if differ and not allow_mismatch:
