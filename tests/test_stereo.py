@@ -210,23 +210,3 @@ def test_neighbour_costs_average_the_k_smallest_per_pixel():
     torch.testing.assert_close(_mean_of_smallest(cost, 1), torch.tensor([0.2, 0.1, 0.4]))
     torch.testing.assert_close(_mean_of_smallest(cost, 2), torch.tensor([0.35, 0.2, 0.4]))
     torch.testing.assert_close(_mean_of_smallest(cost, 3), cost.mean(0))
-
-
-def test_keyframes_side_by_side_give_the_maps_of_one_at_a_time(room_24):
-    """With two torch threads the keyframes are swept two at a time, each on one thread:
-    the depth maps are those of the sweeps run one after the other (up to the order of
-    floating-point sums)."""
-    cfg = dataclasses.replace(StereoConfig(), image_size=(80, 60), refine_poses=False)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        alone = stereo_depths(room_24, cfg)
-        torch.set_num_threads(2)
-        paired = stereo_depths(room_24, cfg)
-        assert torch.get_num_threads() == 2  # the threads are given back
-    finally:
-        torch.set_num_threads(threads)
-    assert alone.image_size == (160, 120) and (alone.depths > 0).float().mean() > 0.1
-    np.testing.assert_array_equal(paired.keyframes, alone.keyframes)
-    same = (paired.depths - alone.depths).abs() <= 1e-4 * alone.depths
-    assert same.float().mean() > 0.999

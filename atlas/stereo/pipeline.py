@@ -4,10 +4,7 @@ filtered by cost, uniqueness and agreement between keyframes, fused into a TSDF.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,8 +22,6 @@ from atlas.stereo.views import select_keyframes, select_neighbours
 from atlas.validate import is_int_at_least
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass
@@ -179,24 +174,6 @@ def viewing_cosine(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.where(full, cos, torch.zeros_like(cos))
 
 
-def map_keyframes(fn: Callable[[T], R], jobs: list[T], device: str, desc: str) -> list[R]:
-    """``fn`` of each job, in order, with a progress bar. On a CPU with several torch
-    threads, as many jobs run at once, each torch operation on one thread: keyframes
-    are independent, and whole keyframes side by side use the cores better than
-    splitting each operation (docs/benchmarks.md). ``fn`` must not change shared
-    state."""
-    threads = torch.get_num_threads()
-    bar = {"total": len(jobs), "desc": desc, "unit": "keyframe", "leave": False}
-    if torch.device(device).type != "cpu" or threads < 2 or len(jobs) < 2:
-        return [fn(job) for job in tqdm(jobs, **bar)]
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            return list(tqdm(pool.map(fn, jobs), **bar))
-    finally:
-        torch.set_num_threads(threads)
-
-
 # (H, W) depth in metres (0: rejected), (H, W) confidence
 DepthAndConfidence = tuple[torch.Tensor, torch.Tensor]
 
@@ -219,10 +196,10 @@ def _coarse_sweep(
 def _refine_keyframe(
     kf: int,
     nbrs: np.ndarray,
-    coarse: SweepResult,
     grey: torch.Tensor,
     K: torch.Tensor,
     poses: torch.Tensor,
+    coarse: SweepResult,
     cfg: StereoConfig,
 ) -> DepthAndConfidence:
     """Depth and confidence of keyframe ``kf`` refined per pixel on the finer ``grey``
@@ -296,8 +273,9 @@ def sweep_keyframes(
     )
     keys = select_keyframes(poses_np, cfg.keyframe_translation, cfg.keyframe_rotation_deg)
     grey = [g.to(device) for g in grey_images(reader, *sizes)]
+    coarse: list[SweepResult] = []
     used, nbr_lists = [], []
-    for kf in keys:
+    for kf in tqdm(keys, desc="plane sweep", unit="keyframe", leave=False):
         nbrs = select_neighbours(
             poses_np,
             int(kf),
@@ -313,6 +291,7 @@ def sweep_keyframes(
                 "%s: keyframe %d has no neighbour with a baseline; skipped", reader.name, kf
             )
             continue
+        coarse.append(_coarse_sweep(int(kf), nbrs, grey[0], Ks[0], poses, cfg))
         used.append(int(kf))
         nbr_lists.append(nbrs)
     if not used:
@@ -320,13 +299,6 @@ def sweep_keyframes(
             f"{reader.name}: no keyframe has a neighbour with a baseline "
             "(all frames at the same position?)"
         )
-
-    coarse = map_keyframes(
-        lambda job: _coarse_sweep(*job, grey[0], Ks[0], poses, cfg),
-        list(zip(used, nbr_lists, strict=True)),
-        device,
-        "plane sweep",
-    )
 
     def stacked(maps: list[DepthAndConfidence], K: torch.Tensor, at: torch.Tensor) -> StereoDepths:
         depth, confidence = (torch.stack(m) for m in zip(*maps, strict=True))
@@ -338,12 +310,15 @@ def sweep_keyframes(
     fine_poses = poses
     if cfg.refine_poses:
         fine_poses = _refined_poses(result, cfg, grey[1], Ks[1], poses, nbr_lists, reader.name)
-    fine = map_keyframes(
-        lambda job: _refine_keyframe(*job, grey[1], Ks[1], fine_poses, cfg),
-        list(zip(used, nbr_lists, coarse, strict=True)),
-        device,
-        "refinement",
-    )
+    fine = [
+        _refine_keyframe(kf, nbrs, grey[1], Ks[1], fine_poses, c, cfg)
+        for kf, nbrs, c in tqdm(
+            list(zip(used, nbr_lists, coarse, strict=True)),
+            desc="refinement",
+            unit="keyframe",
+            leave=False,
+        )
+    ]
     if cfg.refine_scale > 1:
         return stacked(fine, Ks[1], fine_poses)
     result.refined = stacked(fine, Ks[1], fine_poses)
