@@ -237,8 +237,8 @@ def stereo_depths(
     (``cfg.refine_scale`` 1), their ``refined`` maps are the same sweeps refined at that
     scale (``cfg``'s refinement settings), filtered alike (a model's prior keeps the
     coarse maps it was trained on, its evidence rule takes the finer ones)."""
-    swept = sweep_keyframes(reader, cfg, device, refined_scale)
-    out = filter_depths(swept, cfg)
+    swept, checked = sweep_keyframes(reader, cfg, device, refined_scale)
+    out = checked if checked is not None else filter_depths(swept, cfg)
     if swept.refined is not None:
         out.refined = filter_depths(swept.refined, cfg)
     return out
@@ -246,10 +246,12 @@ def stereo_depths(
 
 def sweep_keyframes(
     reader: SceneReader, cfg: StereoConfig, device: str = "cpu", refined_scale: int = 1
-) -> StereoDepths:
+) -> tuple[StereoDepths, StereoDepths | None]:
     """Depth maps of the keyframes of a sequence, each from its own neighbours only
     (not yet checked against other keyframes; no fusion weights); ``refined_scale`` as
-    in :func:`stereo_depths`."""
+    in :func:`stereo_depths`. Also those maps checked by :func:`filter_depths` when the
+    pose refinement already did that (coarse maps returned with refined ones), else
+    None."""
     check_stereo_config(cfg)
     if not is_int_at_least(refined_scale, 1):
         raise ValueError(f"refined_scale must be an integer >= 1, got {refined_scale!r}")
@@ -306,10 +308,11 @@ def sweep_keyframes(
 
     result = stacked([(c.depth, c.confidence) for c in coarse], Ks[0], poses)
     if scale == 1:
-        return result
-    fine_poses = poses
+        return result, None
+    fine_poses, checked = poses, None
     if cfg.refine_poses:
-        fine_poses = _refined_poses(result, cfg, grey[1], Ks[1], poses, nbr_lists, reader.name)
+        checked = filter_depths(result, cfg)
+        fine_poses = _refined_poses(checked, grey[1], Ks[1], poses, nbr_lists, reader.name)
     fine = [
         _refine_keyframe(kf, nbrs, grey[1], Ks[1], fine_poses, c, cfg)
         for kf, nbrs, c in tqdm(
@@ -320,14 +323,13 @@ def sweep_keyframes(
         )
     ]
     if cfg.refine_scale > 1:
-        return stacked(fine, Ks[1], fine_poses)
+        return stacked(fine, Ks[1], fine_poses), None
     result.refined = stacked(fine, Ks[1], fine_poses)
-    return result
+    return result, checked
 
 
 def _refined_poses(
-    coarse: StereoDepths,
-    cfg: StereoConfig,
+    checked: StereoDepths,
     grey: torch.Tensor,
     K: torch.Tensor,
     poses: torch.Tensor,
@@ -335,11 +337,10 @@ def _refined_poses(
     name: str,
 ) -> torch.Tensor:
     """(F, 4, 4) float32 poses corrected by :func:`refine_poses` from the coarse
-    sweep's depths (checked between keyframes, at the finer ``grey``'s size)."""
-    checked = filter_depths(coarse, cfg).depths
+    sweep's depths ``checked`` between keyframes (used at the finer ``grey``'s size)."""
     h, w = grey.shape[-2:]
-    depths = F.interpolate(checked[:, None], size=(h, w), mode="nearest")[:, 0]
-    out = refine_poses(grey, K, poses, coarse.keyframes, depths, neighbours)
+    depths = F.interpolate(checked.depths[:, None], size=(h, w), mode="nearest")[:, 0]
+    out = refine_poses(grey, K, poses, checked.keyframes, depths, neighbours)
     moved = np.flatnonzero(out.rotation_deg + out.translation_m > 0)
     log.info(
         "%s: poses refined (%d frames; median correction %.2f deg, %.1f cm; "
