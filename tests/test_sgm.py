@@ -211,3 +211,25 @@ def test_matching_costs_leave_their_inputs_alone():
     assert cost.shape == (6, 24, 32) and torch.isfinite(cost).all()
     for before, after in zip(kept, (ref, srcs, inv), strict=True):
         assert torch.equal(before, after)
+
+
+def test_matching_costs_blocks_change_nothing(monkeypatch):
+    """The volume built a few hypotheses at a time equals the volume built at once, for
+    planes shared by every pixel and for per-pixel hypotheses, with a block size that
+    does not divide the hypothesis count."""
+    import atlas.stereo.plane_sweep as sweep
+
+    torch.manual_seed(0)
+    ref, srcs = torch.rand(24, 32), torch.rand(3, 24, 32)
+    K = torch.tensor([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
+    poses = torch.eye(4).repeat(3, 1, 1)
+    poses[:, 0, 3] = torch.tensor([0.1, -0.1, 0.2])
+    planes = torch.linspace(2.0, 0.5, 7)
+    per_pixel = planes[:, None, None] + 0.05 * torch.rand(7, 24, 32)
+    for inv in (planes, per_pixel):
+        whole = matching_costs(ref, srcs, K, torch.eye(4), poses, inv, 5, 2)
+        monkeypatch.setattr(sweep, "BLOCK_ENTRIES", 2 * 3 * 24 * 32)  # blocks of 2 of 7
+        blocks = matching_costs(ref, srcs, K, torch.eye(4), poses, inv, 5, 2)
+        monkeypatch.undo()
+        assert torch.equal(whole[0], blocks[0]) and torch.equal(whole[1], blocks[1])
+        assert (whole[0] < sweep.INVALID_COST).any()

@@ -126,6 +126,12 @@ def _mean_of_smallest(cost: torch.Tensor, k: int) -> torch.Tensor:
     return total / k
 
 
+# Entries (neighbours x hypotheses x pixels) of the cost volume computed at once: the
+# volume is built in blocks of hypotheses this size, whose intermediates stay in cache
+# (docs/benchmarks.md, stereo speed).
+BLOCK_ENTRIES = 1 << 20
+
+
 def matching_costs(
     ref: torch.Tensor,
     srcs: torch.Tensor,
@@ -143,6 +149,7 @@ def matching_costs(
     for every pixel, or (D, H, W) per pixel, 1/metres. Returns the mean of the best
     ``top_k`` neighbours' 1 - NCC, (D, H, W) in [0, 2] (2 where no neighbour's window
     lies wholly inside its image), and the reference windows' intensity variance (H, W).
+    The hypotheses are matched in blocks of about :data:`BLOCK_ENTRIES` entries.
     """
     h, w = ref.shape
     m = srcs.shape[0]
@@ -158,11 +165,48 @@ def matching_costs(
     pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
     base = A @ pix  # (M, 3, HW): the warp's part that does not depend on depth
     inv = inv_depths.reshape(1, n_hyp, -1)  # (1, D, 1) or (1, D, HW)
-    z = base[:, None, 2] + c[:, None, 2] * inv  # (M, D, HW)
+    r = ref[None, None]
+    ref_sums = _ReferenceSums(r, window)
+    agg = torch.empty(n_hyp, h, w, device=dev, dtype=dt)
+    block = max(1, BLOCK_ENTRIES // (m * h * w))
+    for first in range(0, n_hyp, block):
+        inv_block = inv[:, first : first + block]
+        cost = _neighbour_costs(srcs, base, c, inv_block, ref_sums, window)
+        agg[first : first + block] = _mean_of_smallest(cost, min(top_k, m))
+    var_r = ref_sums.var / (ref_sums.n * ref_sums.n)
+    return agg, var_r[0, 0]
+
+
+class _ReferenceSums:
+    """Window sums of a reference image r (1, 1, H, W): n, the window's pixel count
+    inside the image; sr, the sum of r; var, n^2 times the intensity variance."""
+
+    def __init__(self, r: torch.Tensor, window: int) -> None:
+        self.r = r
+        self.n = _sums(torch.ones_like(r), window)
+        self.sr = _sums(r, window)
+        self.var = (self.n * _sums(r * r, window) - self.sr * self.sr).clamp_min(0)
+
+
+def _neighbour_costs(
+    srcs: torch.Tensor,
+    base: torch.Tensor,
+    c: torch.Tensor,
+    inv: torch.Tensor,
+    ref: _ReferenceSums,
+    window: int,
+) -> torch.Tensor:
+    """(M, B, H, W) 1 - NCC of each of the M neighbours ``srcs`` (M, H, W) warped onto
+    B hypotheses ``inv`` (1, B, 1) or (1, B, HW) 1/metres, by the warp
+    ``base + c * inv`` (base: (M, 3, HW), c: (M, 3, 1)); INVALID_COST where the window
+    is not wholly inside the neighbour."""
+    m, h, w = srcs.shape
+    n_hyp = inv.shape[1]
+    z = base[:, None, 2] + c[:, None, 2] * inv  # (M, B, HW)
     in_front = z > 1e-6
     scale = torch.where(in_front, z, torch.ones_like(z)).reciprocal_()
-    grid = torch.empty(m, n_hyp, h * w, 2, device=dev, dtype=dt)  # normalised (x, y)
-    gx, gy = grid[..., 0], grid[..., 1]
+    grid = torch.empty(m, n_hyp, h * w, 2, device=srcs.device, dtype=srcs.dtype)
+    gx, gy = grid[..., 0], grid[..., 1]  # normalised (x, y)
     torch.mul(base[:, None, 0] + c[:, None, 0] * inv, scale, out=gx)
     torch.mul(base[:, None, 1] + c[:, None, 1] * inv, scale, out=gy)
     gx.mul_(2 / (w - 1)).sub_(1)
@@ -176,22 +220,17 @@ def matching_costs(
         align_corners=True,
     ).reshape(m * n_hyp, 1, h, w)
 
-    # NCC from window sums: (n Srs - Sr Ss) / sqrt((n Srr - Sr^2)(n Sss - Ss^2)), n the
-    # window's pixel count inside the reference image (in place: the volume is large)
-    r = ref[None, None]
-    n = _sums(torch.ones_like(r), window)
-    sr, srr = _sums(r, window), _sums(r * r, window)
-    var_r = (n * srr - sr * sr).clamp_min(0)
-    ss, sss, srs = _sums(warped, window), _sums(warped * warped, window), _sums(warped * r, window)
+    # NCC from window sums: (n Srs - Sr Ss) / sqrt((n Srr - Sr^2)(n Sss - Ss^2)) (in
+    # place: the block is the largest thing in memory)
+    n = ref.n
+    ss, sss = _sums(warped, window), _sums(warped * warped, window)
+    srs = _sums(warped.mul_(ref.r), window)
     var_s = sss.mul_(n).sub_(ss * ss).clamp_min_(0)
-    covariance = srs.mul_(n).sub_(ss.mul_(sr))
-    norm = var_s.mul_(var_r).add_(1e-8 * n**4).sqrt_()
+    covariance = srs.mul_(n).sub_(ss.mul_(ref.sr))
+    norm = var_s.mul_(ref.var).add_(1e-8 * n**4).sqrt_()
     cost = covariance.div_(norm).neg_().add_(1)  # 1 - NCC
     full = _window_inside(inside.reshape(m * n_hyp, h, w), window)[:, None]
-    cost = cost.masked_fill_(~full, INVALID_COST).reshape(m, n_hyp, h, w)
-    agg = _mean_of_smallest(cost, min(top_k, m))  # (D, H, W)
-    var_r = var_r / (n * n)
-    return agg, var_r[0, 0]
+    return cost.masked_fill_(~full, INVALID_COST).reshape(m, n_hyp, h, w)
 
 
 @dataclass

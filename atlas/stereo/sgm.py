@@ -29,15 +29,17 @@ def _paths_along_first_axis(cost: torch.Tensor, jump: torch.Tensor, p1: float) -
     out = torch.empty_like(cost)
     prev = cost[0]
     out[0] = prev
+    step = torch.empty_like(prev)  # (P, D, A), reused at every pixel of the path
     for x in range(1, cost.shape[0]):  # the recursion runs along the scanline
         best = prev.amin(1, keepdim=True)
-        shifted = torch.minimum(
-            F.pad(prev[:, 1:], (0, 0, 0, 1), value=float("inf")),
-            F.pad(prev[:, :-1], (0, 0, 1, 0), value=float("inf")),
-        )
-        step = torch.minimum(torch.minimum(prev, shifted + p1), best + jump[x])
-        prev = cost[x] + step - best
-        out[x] = prev
+        # the cheaper of the planes one above and one below (one of them at the ends)
+        torch.minimum(prev[:, 2:], prev[:, :-2], out=step[:, 1:-1])
+        step[:, :1] = prev[:, 1:2]
+        step[:, -1:] = prev[:, -2:-1]
+        step.add_(p1)
+        torch.minimum(step, prev, out=step)
+        torch.minimum(step, best + jump[x], out=step)
+        prev = torch.add(cost[x], step, out=out[x]).sub_(best)
     return out
 
 
