@@ -1,4 +1,4 @@
-"""Voxel-grid .npz and PLY round trips, bad files."""
+"""Voxel-grid .npz and PLY round trips, bad files, colour frames decoded downsized."""
 
 import numpy as np
 import pytest
@@ -62,3 +62,43 @@ def test_bad_ply_is_named(tmp_path):
         read_ply(tmp_path / "bad.ply")
     with pytest.raises(FileNotFoundError, match="nope.ply"):
         read_ply(tmp_path / "nope.ply")
+
+
+def test_frames_decoded_at_a_reduced_scale(room_24, tmp_path):
+    """``iter_images`` resizes each frame from its JPEG file decoded at the smallest
+    scale still twice the size asked: close to the full frame resized, the same whatever
+    other sizes are asked; a reader without files resizes its full frames; a file of
+    another size than the scene's is named."""
+    from PIL import Image
+
+    from atlas.readers.frames import SubsetReader
+    from atlas.readers.image_io import read_color_reduced
+
+    assert read_color_reduced(room_24.frame_files(0)[0], (160, 120), (80, 60)).size == (80, 60)
+    assert read_color_reduced(room_24.frame_files(0)[0], (160, 120), (81, 60)).size == (160, 120)
+    indices = [0, 5]
+    full = [f.color for f in room_24.iter_frames(indices, depth=False)]
+    sizes = [(40, 30), (60, 40)]
+    want = [
+        [np.array(Image.fromarray(f).convert("L").resize(s, Image.BILINEAR)) for s in sizes]
+        for f in full
+    ]
+    images = list(room_24.iter_images(indices, sizes, "L"))
+    for got, expected in zip(images, want, strict=True):
+        for a, b in zip(got, expected, strict=True):
+            assert a.shape == b.shape and a.dtype == np.uint8
+            assert np.abs(a.astype(float) - b).mean() < 3  # grey levels
+    alone = next(room_24.iter_images([0], [(40, 30)], "L"))[0]
+    assert np.array_equal(alone, images[0][0])
+
+    class NoFiles(SubsetReader):
+        def frame_files(self, index):
+            return None
+
+    whole = list(NoFiles(room_24, range(len(room_24))).iter_images(indices, [(160, 120)]))
+    assert all(np.array_equal(a, b) for (a,), b in zip(whole, full, strict=True))
+
+    odd = tmp_path / "odd.jpg"
+    Image.fromarray(full[0][:100]).save(odd)
+    with pytest.raises(ValueError, match=r"odd\.jpg: colour image is 160x100"):
+        read_color_reduced(odd, (160, 120), (40, 30))

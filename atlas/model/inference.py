@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from atlas.geometry import VoxelGrid
@@ -34,7 +33,7 @@ from atlas.model.config import ModelConfig
 from atlas.model.contract import InputContract, resolve_input
 from atlas.model.evidence import keep_evidence
 from atlas.model.photo_consistency import ColorVariance
-from atlas.readers.frames import SceneReader, check_color_size
+from atlas.readers.frames import SceneReader
 from atlas.stereo.pipeline import (
     StereoConfig,
     StereoDepths,
@@ -308,16 +307,14 @@ def prior_volume(
 
 def _image_batches(reader: SceneReader, indices: np.ndarray, size: tuple[int, int], batch: int):
     """(images (1, n, 3, H, W) float in [0, 1], poses (n, 4, 4)) ``batch`` frames at a
-    time, with a progress bar."""
-    images, poses = [], []
-    frames = reader.iter_frames(indices, depth=False)  # colour only: depth is never needed
-    for frame in tqdm(
+    time, with a progress bar (colour only: depth is never read)."""
+    images, poses, all_poses = [], [], reader.poses
+    frames = zip(indices, reader.iter_images(indices, [size]), strict=True)
+    for index, (img,) in tqdm(
         frames, total=len(indices), desc=f"features {reader.name}", unit="frame", leave=False
     ):
-        check_color_size(frame, reader.color_size)
-        img = Image.fromarray(frame.color).resize(size, Image.BILINEAR)
-        images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1))
-        poses.append(frame.pose)
+        images.append(torch.from_numpy(img).permute(2, 0, 1))
+        poses.append(all_poses[index])
         if len(images) == batch:
             yield torch.stack(images)[None].float() / 255, np.stack(poses)
             images, poses = [], []

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from atlas.geometry import Mesh, VoxelGrid, extract_mesh
 from atlas.geometry.camera import scale_intrinsics
@@ -67,12 +66,12 @@ def _color_views(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(colour (H, W, 3) uint8, K (3, 3), camera-to-world pose (4, 4)) of the given
     frames, downsized to ``width`` pixels."""
-    for frame in reader.iter_frames(indices, depth=False):
-        h0, w0 = frame.color.shape[:2]
-        size = (width, round(h0 * width / w0))
-        color = np.asarray(Image.fromarray(frame.color).resize(size, Image.BILINEAR))
-        K = scale_intrinsics(frame.K_color, size[0] / w0, size[1] / h0)
-        yield color, K, frame.pose
+    w0, h0 = reader.color_size
+    size = (width, round(h0 * width / w0))
+    K = scale_intrinsics(reader.K_color, size[0] / w0, size[1] / h0)
+    poses = reader.poses
+    for index, (img,) in zip(indices, reader.iter_images(indices, [size]), strict=True):
+        yield img, K, poses[index]
 
 
 def finish(

@@ -18,13 +18,25 @@ def check_image_size(
     """``image`` (H, W, ...) unchanged; ``ValueError`` naming ``path`` when ``size``
     (width, height, the size the scene declares for its ``what`` images, read from the
     file ``size_from`` when given) is given and differs."""
-    if size is not None and image.shape[1::-1] != tuple(size):
+    _check_size(image.shape[1::-1], size, path, what, size_from)
+    return image
+
+
+def _check_size(
+    actual: tuple[int, int],
+    size: tuple[int, int] | None,
+    path: Path,
+    what: str,
+    size_from: Path | None = None,
+) -> None:
+    """``ValueError`` naming ``path`` when an image of ``actual`` (width, height) is not
+    ``size`` (see :func:`check_image_size`); nothing when ``size`` is None."""
+    if size is not None and tuple(actual) != tuple(size):
         source = f" (the size of {size_from})" if size_from is not None else ""
         raise ValueError(
-            f"{path}: {what} image is {image.shape[1]}x{image.shape[0]}, "
+            f"{path}: {what} image is {actual[0]}x{actual[1]}, "
             f"the scene's are {size[0]}x{size[1]}{source}"
         )
-    return image
 
 
 def read_color(
@@ -33,15 +45,40 @@ def read_color(
     """(H, W, 3) uint8 RGB from a JPEG/PNG file; with ``size`` (width, height) an image
     of another size is an error naming the file (and ``size_from``, the file the size
     was read from, when given)."""
-    path = Path(path)
+    color = np.asarray(_decode(Path(path), "RGB"))
+    return check_image_size(color, size, Path(path), "colour", size_from)
+
+
+def read_color_reduced(
+    path: str | Path, size: tuple[int, int], at_least: tuple[int, int], mode: str = "RGB"
+) -> Image.Image:
+    """The colour image at ``path`` as a PIL image in ``mode`` ("RGB" or "L"), decoded
+    at the smallest JPEG scale (1, 1/2, 1/4 or 1/8) that is still at least ``at_least``
+    (width, height) large (other formats at full size): a fast start for a downsized
+    copy. ``size``: the (width, height) the scene declares for its colour images; a
+    file of another size is an error naming it."""
+    return _decode(Path(path), mode, size, at_least)
+
+
+def _decode(
+    path: Path,
+    mode: str,
+    size: tuple[int, int] | None = None,
+    at_least: tuple[int, int] | None = None,
+) -> Image.Image:
+    """The image at ``path`` converted to ``mode``; with ``size`` its full size checked
+    and with ``at_least`` decoded at a reduced JPEG scale (:func:`read_color_reduced`);
+    one-line errors naming the file."""
     try:
         with Image.open(path) as img:
-            color = np.asarray(img.convert("RGB"))
+            _check_size(img.size, size, path, "colour")
+            if at_least is not None:
+                img.draft(mode, tuple(at_least))
+            return img.convert(mode)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: colour image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: unreadable colour image ({err})") from None
-    return check_image_size(color, size, path, "colour", size_from)
 
 
 def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:

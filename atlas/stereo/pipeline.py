@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from atlas.geometry import VoxelGrid, fuse_depth_frames
 from atlas.geometry.camera import scale_intrinsics
-from atlas.readers.frames import SceneReader, check_color_size
+from atlas.readers.frames import SceneReader
 from atlas.stereo.consistency import backproject, consistent_votes
 from atlas.stereo.plane_sweep import SweepConfig, SweepResult, plane_sweep, refine_depth
 from atlas.stereo.pose_refinement import refine_poses
@@ -29,7 +28,8 @@ class StereoConfig:
     """Settings of ``method=stereo`` (and of a model's prior). Named presets:
     :mod:`atlas.stereo.presets`.
 
-    - image_size: (width, height) the coarse sweep runs at; sweep: its settings.
+    - image_size: (width, height) the coarse sweep runs at; sweep: its settings (by
+      default regularised, planes from 0.5 m: nearer surfaces are not matched).
     - n_neighbours: views each keyframe is matched against; neighbour_separation: metres
       between any two of them (0: the best ranked, often consecutive frames);
       neighbour_angle_deg: the triangulation angle they are ranked by (closest first) at
@@ -56,7 +56,7 @@ class StereoConfig:
     """
 
     image_size: tuple[int, int] = (160, 120)
-    sweep: SweepConfig = field(default_factory=lambda: SweepConfig(sgm=True))
+    sweep: SweepConfig = field(default_factory=lambda: SweepConfig(sgm=True, min_depth=0.5))
     n_neighbours: int = 5
     neighbour_separation: float = 0.05
     neighbour_angle_deg: float = 8.0
@@ -120,20 +120,17 @@ class StereoDepths:
 
 
 def grey_images(reader: SceneReader, *sizes: tuple[int, int]) -> list[torch.Tensor]:
-    """(N, H, W) uint8 grey images of every frame at each of ``sizes`` (width, height),
-    each resized from the full image (zeros for invalid poses), read one frame at a
-    time."""
-    valid = reader.valid
+    """(N, H, W) uint8 grey images of every frame at each of ``sizes`` (width, height)
+    (:meth:`SceneReader.iter_images`: each size the same whatever other sizes are asked;
+    zeros for invalid poses), one frame at a time."""
     out = [torch.zeros(len(reader), h, w, dtype=torch.uint8) for w, h in sizes]
-    indices = np.flatnonzero(valid)
-    frames = zip(indices, reader.iter_frames(indices, depth=False), strict=True)
-    for i, frame in tqdm(
+    indices = np.flatnonzero(reader.valid)
+    frames = zip(indices, reader.iter_images(indices, sizes, "L"), strict=True)
+    for i, images in tqdm(
         frames, total=len(indices), desc="reading frames", unit="frame", leave=False
     ):
-        check_color_size(frame, reader.color_size)
-        img = Image.fromarray(frame.color).convert("L")
-        for images, size in zip(out, sizes, strict=True):
-            images[i] = torch.from_numpy(np.array(img.resize(size, Image.BILINEAR)))
+        for grey, image in zip(out, images, strict=True):
+            grey[i] = torch.from_numpy(image)
     return out
 
 
