@@ -102,3 +102,25 @@ def test_frames_decoded_at_a_reduced_scale(room_24, tmp_path):
     Image.fromarray(full[0][:100]).save(odd)
     with pytest.raises(ValueError, match=r"odd\.jpg: colour image is 160x100"):
         read_color_reduced(odd, (160, 120), (40, 30))
+
+
+def test_sens_frames_decoded_at_a_reduced_scale(tmp_path):
+    """A ``.sens`` file's frames decode downsized exactly as the same JPEG files in the
+    extracted folder do, in one pass, and a frame's unreadable JPEG is named."""
+    from atlas.readers.image_io import decode_color_reduced
+    from atlas.readers.scannet import ScanNetFolder, ScanNetSens
+    from atlas.synthetic.generate import SceneConfig, write_scene
+
+    cfg = SceneConfig(seed=5, n_frames=6, width=160, height=120, write_sens=True)
+    scene = write_scene(tmp_path / "scene0000_00", cfg)
+    sens, folder = ScanNetSens(scene / "scene0000_00.sens"), ScanNetFolder(scene)
+    sizes = [(40, 30), (80, 60)]
+    for mode in ("L", "RGB"):
+        got = list(sens.iter_images([1, 4], sizes, mode))
+        want = list(folder.iter_images([1, 4], sizes, mode))
+        assert len(got) == 2
+        for a, b in zip(got, want, strict=True):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert got[0][1].shape[:2] == (60, 80)
+    with pytest.raises(ValueError, match="frame 3: unreadable colour image"):
+        decode_color_reduced(b"not a jpeg", "x.sens frame 3", (160, 120), (40, 30))

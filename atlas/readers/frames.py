@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from atlas.readers.image_io import read_color_reduced
+from atlas.readers.image_io import read_color_reduced, resize_image
 
 
 @dataclass
@@ -43,11 +43,6 @@ def check_color_size(frame: Frame, size: tuple[int, int]) -> None:
             f"{frame.name}: image is {frame.color.shape[1]}x{frame.color.shape[0]}, "
             f"the sequence's are {size[0]}x{size[1]}"
         )
-
-
-def _resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` (width, height) bilinearly, as a new uint8 array."""
-    return np.array(image.resize(tuple(size), Image.BILINEAR))
 
 
 def _drops_depth(method: Callable, iterates: bool) -> Callable:
@@ -155,7 +150,7 @@ class SceneReader(ABC):
         if all(f is not None for f in files):
             for color_path, _ in files:
                 yield [
-                    _resized(
+                    resize_image(
                         read_color_reduced(color_path, self.color_size, (2 * w, 2 * h), mode),
                         (w, h),
                     )
@@ -165,7 +160,7 @@ class SceneReader(ABC):
         for frame in self.iter_frames(indices, depth=False):
             check_color_size(frame, self.color_size)
             full = Image.fromarray(frame.color).convert(mode)
-            yield [_resized(full, size) for size in sizes]
+            yield [resize_image(full, size) for size in sizes]
 
     @property
     def gt_mesh_path(self) -> Path | None:

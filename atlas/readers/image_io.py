@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def check_image_size(
 def _check_size(
     actual: tuple[int, int],
     size: tuple[int, int] | None,
-    path: Path,
+    path: Path | str,
     what: str,
     size_from: Path | None = None,
 ) -> None:
@@ -45,7 +46,7 @@ def read_color(
     """(H, W, 3) uint8 RGB from a JPEG/PNG file; with ``size`` (width, height) an image
     of another size is an error naming the file (and ``size_from``, the file the size
     was read from, when given)."""
-    color = np.asarray(_decode(Path(path), "RGB"))
+    color = np.asarray(_decode(Path(path), str(path), "RGB"))
     return check_image_size(color, size, Path(path), "colour", size_from)
 
 
@@ -57,28 +58,48 @@ def read_color_reduced(
     (width, height) large (other formats at full size): a fast start for a downsized
     copy. ``size``: the (width, height) the scene declares for its colour images; a
     file of another size is an error naming it."""
-    return _decode(Path(path), mode, size, at_least)
+    return _decode(Path(path), str(path), mode, size, at_least)
+
+
+def decode_color_reduced(
+    data: bytes, name: str, size: tuple[int, int], at_least: tuple[int, int], mode: str = "RGB"
+) -> Image.Image:
+    """:func:`read_color_reduced` of an encoded image held in memory (``data``, e.g. a
+    frame's JPEG inside a ``.sens`` file); errors name it ``name``."""
+    return _decode(io.BytesIO(data), name, mode, size, at_least)
+
+
+def resize_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (width, height) bilinearly (anti-aliased), as a new
+    uint8 array."""
+    return np.array(image.resize(tuple(size), Image.BILINEAR))
 
 
 def _decode(
-    path: Path,
+    source: Path | io.BytesIO,
+    name: str,
     mode: str,
     size: tuple[int, int] | None = None,
     at_least: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """The image at ``path`` converted to ``mode``; with ``size`` its full size checked
-    and with ``at_least`` decoded at a reduced JPEG scale (:func:`read_color_reduced`);
-    one-line errors naming the file."""
+    """The image in ``source`` (a file, or bytes) converted to ``mode``; with ``size``
+    its full size checked and with ``at_least`` decoded at a reduced JPEG scale
+    (:func:`read_color_reduced`); one-line errors naming it ``name``."""
+    unreadable = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
     try:
-        with Image.open(path) as img:
-            _check_size(img.size, size, path, "colour")
+        img = Image.open(source)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: colour image not found") from None
+    except unreadable as err:
+        raise ValueError(f"{name}: unreadable colour image ({err})") from None
+    with img:
+        _check_size(img.size, size, name, "colour")
+        try:
             if at_least is not None:
                 img.draft(mode, tuple(at_least))
             return img.convert(mode)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: colour image not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: unreadable colour image ({err})") from None
+        except unreadable as err:
+            raise ValueError(f"{name}: unreadable colour image ({err})") from None
 
 
 def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:

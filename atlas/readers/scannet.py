@@ -11,11 +11,13 @@ from PIL import Image, UnidentifiedImageError
 
 from atlas.readers.frames import Frame, SceneReader
 from atlas.readers.image_io import (
+    decode_color_reduced,
     decode_depth,
     read_color,
     read_depth,
     read_intrinsics,
     read_matrix,
+    resize_image,
 )
 from atlas.readers.posed_images import first_image_size, image_size
 from atlas.readers.sens import iter_sens
@@ -156,9 +158,9 @@ class ScanNetSens(SceneReader):
         """One frame: a pass over the file up to it (use ``iter_frames`` for many)."""
         return next(self.iter_frames([index], depth=depth))
 
-    def iter_frames(self, indices, depth: bool = True):
-        """The frames at ``indices`` (increasing) in one pass over the file (depth
-        decoded only with ``depth``)."""
+    def _records(self, indices, depth: bool):
+        """(index, the file's frame record) of the frames at ``indices`` in one pass
+        over the file (depth decoded only with ``depth``)."""
         wanted = iter(sorted(int(i) for i in indices))
         target = next(wanted, None)
         _, frames = iter_sens(self.path, depth=depth)
@@ -167,6 +169,15 @@ class ScanNetSens(SceneReader):
                 return
             if i != target:
                 continue
+            yield i, f
+            target = next(wanted, None)
+        if target is not None:
+            raise IndexError(f"{self.path}: no frame {target}")
+
+    def iter_frames(self, indices, depth: bool = True):
+        """The frames at ``indices`` (increasing) in one pass over the file (depth
+        decoded only with ``depth``)."""
+        for i, f in self._records(indices, depth):
             name = f"{self.path} frame {i}"
             try:
                 with Image.open(io.BytesIO(f.color_jpeg)) as img:
@@ -175,6 +186,16 @@ class ScanNetSens(SceneReader):
                 raise ValueError(f"{name}: unreadable colour image ({err})") from None
             depth_map = decode_depth(f.depth, self.header.depth_shift, name) if depth else None
             yield Frame(color, depth_map, self._poses[i], self.K_color, self.K_depth, i, name)
-            target = next(wanted, None)
-        if target is not None:
-            raise IndexError(f"{self.path}: no frame {target}")
+
+    def iter_images(self, indices, sizes, mode: str = "RGB"):
+        """:meth:`SceneReader.iter_images` from the JPEG bytes in the file (one pass),
+        each size decoded downsized as from a frame's file."""
+        for i, f in self._records(indices, depth=False):
+            name = f"{self.path} frame {i}"
+            yield [
+                resize_image(
+                    decode_color_reduced(f.color_jpeg, name, self.color_size, (2 * w, 2 * h), mode),
+                    (w, h),
+                )
+                for w, h in sizes
+            ]
