@@ -72,10 +72,10 @@ def test_frames_decoded_at_a_reduced_scale(room_24, tmp_path):
     from PIL import Image
 
     from atlas.readers.frames import SubsetReader
-    from atlas.readers.image_io import read_color_reduced
+    from atlas.readers.image_io import decode_color
 
-    assert read_color_reduced(room_24.frame_files(0)[0], (160, 120), (80, 60)).size == (80, 60)
-    assert read_color_reduced(room_24.frame_files(0)[0], (160, 120), (81, 60)).size == (160, 120)
+    assert decode_color(room_24.frame_files(0)[0], "RGB", (160, 120), (80, 60)).size == (80, 60)
+    assert decode_color(room_24.frame_files(0)[0], "RGB", (160, 120), (81, 60)).size == (160, 120)
     indices = [0, 5]
     full = [f.color for f in room_24.iter_frames(indices, depth=False)]
     sizes = [(40, 30), (60, 40)]
@@ -101,13 +101,13 @@ def test_frames_decoded_at_a_reduced_scale(room_24, tmp_path):
     odd = tmp_path / "odd.jpg"
     Image.fromarray(full[0][:100]).save(odd)
     with pytest.raises(ValueError, match=r"odd\.jpg: colour image is 160x100"):
-        read_color_reduced(odd, (160, 120), (40, 30))
+        decode_color(odd, "RGB", (160, 120), (40, 30))
 
 
 def test_sens_frames_decoded_at_a_reduced_scale(tmp_path):
     """A ``.sens`` file's frames decode downsized exactly as the same JPEG files in the
     extracted folder do, in one pass, and a frame's unreadable JPEG is named."""
-    from atlas.readers.image_io import decode_color_reduced
+    from atlas.readers.image_io import decode_color
     from atlas.readers.scannet import ScanNetFolder, ScanNetSens
     from atlas.synthetic.generate import SceneConfig, write_scene
 
@@ -123,4 +123,4 @@ def test_sens_frames_decoded_at_a_reduced_scale(tmp_path):
             assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         assert got[0][1].shape[:2] == (60, 80)
     with pytest.raises(ValueError, match="frame 3: unreadable colour image"):
-        decode_color_reduced(b"not a jpeg", "x.sens frame 3", (160, 120), (40, 30))
+        decode_color(b"not a jpeg", "RGB", (160, 120), (40, 30), name="x.sens frame 3")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from atlas.readers.image_io import read_color_reduced, resize_image
+from atlas.readers.image_io import color_at_sizes, resize_image
 
 
 @dataclass
@@ -149,13 +149,7 @@ class SceneReader(ABC):
         files = [self.frame_files(i) for i in indices]
         if all(f is not None for f in files):
             for color_path, _ in files:
-                yield [
-                    resize_image(
-                        read_color_reduced(color_path, self.color_size, (2 * w, 2 * h), mode),
-                        (w, h),
-                    )
-                    for w, h in sizes
-                ]
+                yield color_at_sizes(color_path, self.color_size, sizes, mode)
             return
         for frame in self.iter_frames(indices, depth=False):
             check_color_size(frame, self.color_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,48 +47,28 @@ def read_color(
     """(H, W, 3) uint8 RGB from a JPEG/PNG file; with ``size`` (width, height) an image
     of another size is an error naming the file (and ``size_from``, the file the size
     was read from, when given)."""
-    color = np.asarray(_decode(Path(path), str(path), "RGB"))
+    color = np.asarray(decode_color(Path(path)))
     return check_image_size(color, size, Path(path), "colour", size_from)
 
 
-def read_color_reduced(
-    path: str | Path, size: tuple[int, int], at_least: tuple[int, int], mode: str = "RGB"
-) -> Image.Image:
-    """The colour image at ``path`` as a PIL image in ``mode`` ("RGB" or "L"), decoded
-    at the smallest JPEG scale (1, 1/2, 1/4 or 1/8) that is still at least ``at_least``
-    (width, height) large (other formats at full size): a fast start for a downsized
-    copy. ``size``: the (width, height) the scene declares for its colour images; a
-    file of another size is an error naming it."""
-    return _decode(Path(path), str(path), mode, size, at_least)
-
-
-def decode_color_reduced(
-    data: bytes, name: str, size: tuple[int, int], at_least: tuple[int, int], mode: str = "RGB"
-) -> Image.Image:
-    """:func:`read_color_reduced` of an encoded image held in memory (``data``, e.g. a
-    frame's JPEG inside a ``.sens`` file); errors name it ``name``."""
-    return _decode(io.BytesIO(data), name, mode, size, at_least)
-
-
-def resize_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """``image`` resized to ``size`` (width, height) bilinearly (anti-aliased), as a new
-    uint8 array."""
-    return np.array(image.resize(tuple(size), Image.BILINEAR))
-
-
-def _decode(
-    source: Path | io.BytesIO,
-    name: str,
-    mode: str,
+def decode_color(
+    source: str | Path | bytes,
+    mode: str = "RGB",
     size: tuple[int, int] | None = None,
     at_least: tuple[int, int] | None = None,
+    name: str | None = None,
 ) -> Image.Image:
-    """The image in ``source`` (a file, or bytes) converted to ``mode``; with ``size``
-    its full size checked and with ``at_least`` decoded at a reduced JPEG scale
-    (:func:`read_color_reduced`); one-line errors naming it ``name``."""
+    """The colour image in ``source`` (a file, or an encoded image held in memory such
+    as a frame's JPEG inside a ``.sens`` file) as a PIL image in ``mode`` ("RGB" or
+    "L"). With ``size`` (width, height, the size the scene declares) a full image of
+    another size is an error; with ``at_least`` (width, height) a JPEG is decoded at
+    the smallest scale (1, 1/2, 1/4 or 1/8) still that large (other formats at full
+    size), a fast start for a downsized copy. Errors are one line naming ``name``
+    (default: the file)."""
+    name = name if name is not None else str(source)
     unreadable = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
     try:
-        img = Image.open(source)
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
     except FileNotFoundError:
         raise FileNotFoundError(f"{name}: colour image not found") from None
     except unreadable as err:
@@ -100,6 +81,29 @@ def _decode(
             return img.convert(mode)
         except unreadable as err:
             raise ValueError(f"{name}: unreadable colour image ({err})") from None
+
+
+def color_at_sizes(
+    source: str | Path | bytes,
+    size: tuple[int, int],
+    sizes: Sequence[tuple[int, int]],
+    mode: str = "RGB",
+    name: str | None = None,
+) -> list[np.ndarray]:
+    """The colour image in ``source`` (see :func:`decode_color`; ``size``: the scene's)
+    resized to each of ``sizes`` (width, height), each from the image decoded at the
+    smallest JPEG scale at least twice that size: an anti-aliased copy, the same
+    whatever other sizes are asked, several times faster than from the full image."""
+    return [
+        resize_image(decode_color(source, mode, size, (2 * w, 2 * h), name), (w, h))
+        for w, h in sizes
+    ]
+
+
+def resize_image(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (width, height) bilinearly (anti-aliased), as a new
+    uint8 array."""
+    return np.array(image.resize(tuple(size), Image.BILINEAR))
 
 
 def decode_depth(raw: np.ndarray, depth_shift: float, name: str) -> np.ndarray:

@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from atlas.readers.frames import Frame, SceneReader
 from atlas.readers.image_io import (
-    decode_color_reduced,
+    color_at_sizes,
+    decode_color,
     decode_depth,
     read_color,
     read_depth,
     read_intrinsics,
     read_matrix,
-    resize_image,
 )
 from atlas.readers.posed_images import first_image_size, image_size
 from atlas.readers.sens import iter_sens
@@ -179,11 +177,7 @@ class ScanNetSens(SceneReader):
         decoded only with ``depth``)."""
         for i, f in self._records(indices, depth):
             name = f"{self.path} frame {i}"
-            try:
-                with Image.open(io.BytesIO(f.color_jpeg)) as img:
-                    color = np.asarray(img.convert("RGB"))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-                raise ValueError(f"{name}: unreadable colour image ({err})") from None
+            color = np.asarray(decode_color(f.color_jpeg, name=name))
             depth_map = decode_depth(f.depth, self.header.depth_shift, name) if depth else None
             yield Frame(color, depth_map, self._poses[i], self.K_color, self.K_depth, i, name)
 
@@ -192,10 +186,4 @@ class ScanNetSens(SceneReader):
         each size decoded downsized as from a frame's file."""
         for i, f in self._records(indices, depth=False):
             name = f"{self.path} frame {i}"
-            yield [
-                resize_image(
-                    decode_color_reduced(f.color_jpeg, name, self.color_size, (2 * w, 2 * h), mode),
-                    (w, h),
-                )
-                for w, h in sizes
-            ]
+            yield color_at_sizes(f.color_jpeg, self.color_size, sizes, mode, name)
