@@ -26,7 +26,13 @@ from atlas.pipeline.methods import reconstruct_model
 from atlas.readers.prepared import INDEX, load_index
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import prior_stereo_config, stereo_depths
-from atlas.stereo.presets import preset_name, stereo_from_dict, stereo_preset, stereo_to_dict
+from atlas.stereo.presets import (
+    preset_name,
+    stereo_from_dict,
+    stereo_preset,
+    stereo_to_dict,
+    unrecorded_prior,
+)
 from atlas.training.data import ATLASDataModule, ItemConfig
 from tests.conftest import run_main
 from tests.test_model import PRIOR, SMALL_MODEL
@@ -93,11 +99,12 @@ def test_contract_round_trips_and_names_presets():
     assert again == contract
     assert preset_name(CUSTOM) == "custom" and preset_name(prior_stereo_config()) == "model_prior"
     assert stereo_from_dict(stereo_to_dict(CUSTOM)) == CUSTOM
-    # a record written before pose refinement existed meant none; any other gap is an error
+    # a record written before pose refinement or the refinement's fallback existed meant
+    # neither; any other gap is an error
     older = stereo_to_dict(stereo_preset("default"))
-    del older["refine_poses"]
+    del older["refine_poses"], older["refine_fallback"]
     assert stereo_from_dict(older) == dataclasses.replace(
-        stereo_preset("default"), refine_poses=False
+        stereo_preset("default"), refine_poses=False, refine_fallback=False
     )
     del older["max_depth"]
     with pytest.raises(TypeError, match="max_depth"):
@@ -165,14 +172,14 @@ def test_a_deliberate_mismatch_runs_with_a_warning(scene, tiny, caplog):
 
 def test_a_model_file_without_contract_loads_and_reconstructs_as_before(scene, tiny, caplog):
     """A file from before the contract gets the settings such files were used with (the
-    model_prior preset, the card's image size) and a note; its reconstruction equals
+    model_prior preset of then, the card's image size) and a note; its reconstruction equals
     that of the same weights with that contract written out."""
     _, legacy = tiny
     with caplog.at_level(logging.WARNING, logger="atlas.model.checkpoint"):
         net, cfg, card, contract = load_model(legacy)
-    assert "no input contract stored" in caplog.text and "model_prior" in caplog.text
+    assert "no input contract stored" in caplog.text and "planes from 0.3 m" in caplog.text
     assert contract == assumed_contract(cfg, card) and contract.image_size == (80, 60)
-    assert contract.prior_stereo == prior_stereo_config()
+    assert contract.prior_stereo == unrecorded_prior() != prior_stereo_config()
     explicit = save_model(net, cfg, legacy.with_name("explicit.pt"), contract)
     a = reconstruct_model(scene, legacy, prior_depths=Recorder()).grid
     b = reconstruct_model(scene, explicit, prior_depths=Recorder()).grid
@@ -248,7 +255,7 @@ def test_prepared_scenes_record_their_prior_and_training_takes_it(small_prepared
     # (tests/test_model.py trains on a scene prepared with one, through to the contract)
     # Two copies of the scene: one as recorded, one claiming another prior.
     data = tmp_path / "prepared"
-    for name, stereo in (("a", prior_stereo_config()), ("b", CUSTOM)):
+    for name, stereo in (("a", unrecorded_prior()), ("b", CUSTOM)):
         (data / name).mkdir(parents=True)
         for f in scene_dir.iterdir():
             if f.name != INDEX:
@@ -259,7 +266,10 @@ def test_prepared_scenes_record_their_prior_and_training_takes_it(small_prepared
     item = ItemConfig(prior="stereo", voxel_sizes=(0.04, 0.08, 0.16), image_size=(96, 72))
     cfg = ModelConfig.from_dict({**TINY, "voxel_sizes": [0.04, 0.08, 0.16]})
     module = ATLASDataModule(str(data), None, None, None, item)
-    with pytest.raises(ValueError, match=r"different stereo settings \(sweep.window: 7 != 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"different stereo settings \(sweep.min_depth: 0.3 != 0.5; sweep.window: 7 != 5\)",
+    ):
         module.input_contract(cfg)
     (data / "b" / INDEX).unlink()
     raw = json.loads((scene_dir / INDEX).read_text())
@@ -269,5 +279,8 @@ def test_prepared_scenes_record_their_prior_and_training_takes_it(small_prepared
     module = ATLASDataModule(str(data), None, None, None, item)
     with caplog.at_level(logging.WARNING, logger="atlas.training.data"):
         contract = module.input_contract(cfg)
+    # an unrecorded scene was made with the prior of then, planes from 0.3 m: it agrees
+    # with "a", which records those settings, and no preset has them today
     assert "record no prior settings" in caplog.text
-    assert contract.prior_preset == "model_prior" and contract.image_size == (96, 72)
+    assert contract.prior_stereo == unrecorded_prior() and contract.prior_preset == "custom"
+    assert contract.image_size == (96, 72)

@@ -3,13 +3,15 @@ rendered slanted plane."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from atlas.stereo.pipeline import viewing_cosine
+from atlas.stereo import pipeline as stereo_pipeline
+from atlas.stereo.pipeline import StereoConfig, _refine_keyframe, viewing_cosine
 from atlas.stereo.plane_sweep import (
     SweepConfig,
     _sums,
@@ -123,6 +125,50 @@ def test_slanted_plane_recovered_within_one_percent_at_320x240():
     assert rel.median() < 0.01
     coarse_rel = (coarse.raw_depth - half(gt[None], 2)[0]).abs() / half(gt[None], 2)[0]
     assert rel.median() < coarse_rel[10:-10, 10:-10].median()  # refinement sharpens
+
+
+def test_refinement_falls_back_to_the_coarse_depth_where_it_matches_poorly(monkeypatch):
+    """Where the refinement's best match costs sweep.max_cost or more (here a patch whose
+    refined costs are raised after matching), refine_fallback keeps the coarse depth and
+    confidence there, and well matched pixels keep their refined depth; without it the
+    patch has no depth."""
+    w, h = 160, 120
+    K = torch.tensor([[125.0, 0, 79.5], [0, 125.0, 59.5], [0, 0, 1]])
+    poses = torch.eye(4).repeat(5, 1, 1)
+    poses[1:, :3, 3] = torch.tensor([[0.15, 0, 0], [-0.15, 0, 0], [0, 0.12, 0], [0, -0.12, 0]])
+    images = [_render_slanted_plane(w, h, K, p) for p in poses]
+    grey = torch.stack([g for g, _ in images])
+    gt = images[0][1]
+    Kc = K.clone()
+    Kc[:2] *= 0.5
+    Kc[:2, 2] = torch.tensor([39.5, 29.5])
+    half = torch.nn.functional.avg_pool2d(grey[:, None], 2)[:, 0]
+    cfg = StereoConfig(image_size=(80, 60))
+    coarse = plane_sweep(half[0], half[1:], Kc, poses[0], poses[1:], cfg.sweep)
+    inside = torch.zeros(h, w, dtype=torch.bool)
+    inside[40:80, 60:100] = True
+
+    def poorly_matched_patch(*args, **kwargs):
+        fine = refine_depth(*args, **kwargs)
+        fine.cost = torch.where(inside, 0.9, fine.cost)  # max_cost is 0.8
+        return fine
+
+    monkeypatch.setattr(stereo_pipeline, "refine_depth", poorly_matched_patch)
+    fine_grey = (grey * 255).round().to(torch.uint8)
+    nbrs = np.arange(1, 5)
+    depth, confidence = _refine_keyframe(0, nbrs, fine_grey, K, poses, coarse, cfg)
+    off = dataclasses.replace(cfg, refine_fallback=False)
+    depth_off, confidence_off = _refine_keyframe(0, nbrs, fine_grey, K, poses, coarse, off)
+    assert not (depth_off[inside] > 0).any()
+    kept = (depth > 0) & inside
+    assert kept.sum() > 0.8 * inside.sum()
+    assert ((depth - gt).abs() / gt)[kept].median() < 0.02  # the coarse depth, upsampled
+    coarse_conf = torch.nn.functional.interpolate(coarse.confidence[None, None], size=(h, w))
+    torch.testing.assert_close(confidence[kept], coarse_conf[0, 0][kept], rtol=0, atol=0)
+    matched = depth_off > 0  # a refined depth that matched well is never replaced
+    assert matched[~inside].float().mean() > 0.8
+    assert torch.equal(depth[matched], depth_off[matched])
+    assert torch.equal(confidence[matched], confidence_off[matched])
 
 
 def test_textureless_wall_has_low_confidence_even_with_sgm():

@@ -18,6 +18,7 @@ from atlas.preparation.prepare import PrepareSettings
 from atlas.readers.scannet import ScanNetFolder
 from atlas.stereo.pipeline import StereoConfig, grey_images, prior_stereo_config, stereo_depths
 from atlas.stereo.plane_sweep import SweepConfig, _mean_of_smallest, plane_sweep
+from atlas.stereo.presets import unrecorded_prior
 from atlas.stereo.views import select_keyframes, select_neighbours
 
 SCENE = "scene0000_00"
@@ -55,7 +56,7 @@ def test_prior_settings_do_not_follow_the_stereo_method():
         "image_size": (160, 120),
         "sweep": {
             "n_planes": 64,
-            "min_depth": 0.3,
+            "min_depth": 0.5,
             "max_depth": 5.0,
             "window": 7,
             "top_k": 2,
@@ -78,6 +79,7 @@ def test_prior_settings_do_not_follow_the_stereo_method():
         "refine_hypotheses": 8,
         "refine_range": 1.5,
         "refine_window": 7,
+        "refine_fallback": False,
         "min_support": 0,
         "consistency_views": 4,
         "min_consistent": 1,
@@ -94,6 +96,9 @@ def test_prior_settings_do_not_follow_the_stereo_method():
     # inference takes the model file's own (its contract), the bundled one's is this
     assert ModelInferenceConfig().stereo is None
     assert dataclasses.asdict(load_model().contract.prior_stereo) == prior
+    # files and prepared scenes that record no settings were made before planes from 0.5 m
+    prior["sweep"]["min_depth"] = 0.3
+    assert dataclasses.asdict(unrecorded_prior()) == prior
 
 
 def test_neighbour_separation_must_be_a_distance():

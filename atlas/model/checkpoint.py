@@ -135,9 +135,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         contract = assumed_contract(cfg, card)
         log.warning(
             "%s: no input contract stored (a model file from before 2026-12-07); assuming "
-            "a prior made with the %s preset and %dx%d images",
+            "a prior made with the model_prior preset of then (planes from 0.3 m) and %dx%d "
+            "images",
             path,
-            contract.prior_preset,
             *contract.image_size,
         )
     return LoadedModel(net.to(device).eval(), cfg, card, contract)

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.model.config import ModelConfig
-from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
+from atlas.stereo.pipeline import StereoConfig
 from atlas.stereo.presets import (
     preset_name,
     stereo_differences,
     stereo_from_dict,
     stereo_to_dict,
+    unrecorded_prior,
 )
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,9 @@ def make_contract(
 
 def assumed_contract(cfg: ModelConfig, card: dict) -> InputContract:
     """The contract of a model file that stores none (made before 2026-12-07): its prior
-    made with the ``model_prior`` preset (the settings those files were used with) and
-    the card's image size (default 160x120)."""
-    return make_contract(
-        cfg, prior_stereo_config(), tuple(card.get("image_size", DEFAULT_IMAGE_SIZE))
-    )
+    made with :func:`atlas.stereo.presets.unrecorded_prior` (the settings those files
+    were used with) and the card's image size (default 160x120)."""
+    return make_contract(cfg, unrecorded_prior(), tuple(card.get("image_size", DEFAULT_IMAGE_SIZE)))
 
 
 def resolve_input(

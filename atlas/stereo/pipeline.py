@@ -39,7 +39,10 @@ class StereoConfig:
     - refine_scale: 1 (no refinement) or k > 1, a second, per-pixel search at k times
       the coarse size around the coarse depth, with refine_hypotheses hypotheses
       spanning +-refine_range coarse planes and NCC windows of refine_window pixels; the
-      depth maps are then at the fine size.
+      depth maps are then at the fine size. refine_fallback: where the refinement's
+      best match costs sweep.max_cost or more (weak texture at the finer size), the
+      pixel keeps its coarse depth and confidence instead of none (a pixel whose
+      refined depth leaves the searched range is still dropped).
     - min_support: a depth is dropped unless at least this many of the 24 others in its
       5x5 window lie within consistency_tol of it (speckle removal; 0: off).
     - consistency_views: other keyframes each depth map is checked against;
@@ -66,6 +69,7 @@ class StereoConfig:
     refine_hypotheses: int = 8
     refine_range: float = 1.5
     refine_window: int = 7
+    refine_fallback: bool = True
     min_support: int = 0
     consistency_views: int = 4
     min_consistent: int = 1
@@ -81,17 +85,19 @@ class StereoConfig:
 def prior_stereo_config() -> StereoConfig:
     """The stereo settings a model's prior is made with, in preparation and in inference
     alike (keyframes every 15 cm, 7x7 NCC windows, the best 2 of 5 neighbours, not
-    spread apart, a 3-voxel truncation band), kept apart from ``method=stereo``'s own
-    defaults. The bundled model was first trained on priors with 11x11 windows and the
-    best 3; given these at inference it scored higher on held-out scenes (numbers in
-    docs/model_card.md), since smaller windows smear fewer depth edges, where stereo's
-    outliers are. It was then fine-tuned on priors made with these settings."""
+    spread apart, 64 planes from 0.5 to 5 m without regularisation, a 3-voxel
+    truncation band), kept apart from ``method=stereo``'s own defaults. The bundled
+    model's history (docs/model_card.md): trained on priors with 11x11 windows, the
+    best 3 and planes from 0.3 m, then fine-tuned on 7x7 windows and the best 2, then
+    on planes from 0.5 m (:func:`atlas.stereo.presets.unrecorded_prior` is the prior
+    before that)."""
     return StereoConfig(
         keyframe_translation=0.15,
         neighbour_separation=0.0,
         trunc_voxels=3.0,
-        sweep=SweepConfig(window=7, top_k=2),
+        sweep=SweepConfig(window=7, top_k=2, min_depth=0.5),
         refine_scale=1,
+        refine_fallback=False,
         refine_poses=False,
     )
 
@@ -201,11 +207,16 @@ def _refine_keyframe(
 ) -> DepthAndConfidence:
     """Depth and confidence of keyframe ``kf`` refined per pixel on the finer ``grey``
     (F, h, w) uint8 (K for that size) around its ``coarse`` sweep, with ``cfg``'s
-    refinement settings; 0 where the coarse sweep or the refinement rejected it."""
+    refinement settings (``refine_fallback``: the coarse depth where the refinement
+    matched too poorly); 0 where the coarse sweep or the refinement rejected it."""
     sweep = cfg.sweep
     h, w = grey.shape[-2:]
-    keep = F.interpolate((coarse.depth > 0)[None, None].float(), size=(h, w), mode="nearest")[0, 0]
-    inv = F.interpolate((1 / coarse.raw_depth)[None, None], size=(h, w), mode="bilinear")[0, 0]
+
+    def upsampled(x: torch.Tensor, mode: str) -> torch.Tensor:
+        return F.interpolate(x[None, None].float(), size=(h, w), mode=mode)[0, 0]
+
+    keep = upsampled(coarse.depth > 0, "nearest") > 0
+    inv = upsampled(1 / coarse.raw_depth, "bilinear")
     plane_step = (1 / sweep.min_depth - 1 / sweep.max_depth) / (sweep.n_planes - 1)
     n = cfg.refine_hypotheses
     fine = refine_depth(
@@ -221,9 +232,16 @@ def _refine_keyframe(
         sweep.top_k,
         sweep.temperature,
     )
-    ok = (keep > 0) & (fine.depth > 0) & (fine.cost < sweep.max_cost)
+    in_range = keep & (fine.depth > 0)
+    ok = in_range & (fine.cost < sweep.max_cost)
     zero = torch.zeros_like(fine.depth)
-    return torch.where(ok, fine.depth, zero), torch.where(ok, fine.confidence, zero)
+    depth = torch.where(ok, fine.depth, zero)
+    confidence = torch.where(ok, fine.confidence, zero)
+    if cfg.refine_fallback:
+        fallback = in_range & ~ok
+        depth = torch.where(fallback, 1 / inv, depth)
+        confidence = torch.where(fallback, upsampled(coarse.confidence, "nearest"), confidence)
+    return depth, confidence
 
 
 def stereo_depths(
@@ -433,6 +451,12 @@ def check_stereo_config(cfg: StereoConfig, prefix: str = "stereo.") -> None:
         ),
         ("refine_range", cfg.refine_range, "> 0 (coarse planes)", cfg.refine_range > 0),
         ("refine_poses", cfg.refine_poses, "true or false", isinstance(cfg.refine_poses, bool)),
+        (
+            "refine_fallback",
+            cfg.refine_fallback,
+            "true or false",
+            isinstance(cfg.refine_fallback, bool),
+        ),
         (
             "refine_window",
             cfg.refine_window,

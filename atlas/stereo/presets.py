@@ -15,7 +15,7 @@ CUSTOM = "custom"  # the name of settings that match no preset
 
 # Settings added after stereo records were first written (in model files and prepared
 # scenes), each with the value that does what a record from before it meant.
-ADDED_SETTINGS = {"refine_poses": False}
+ADDED_SETTINGS = {"refine_poses": False, "refine_fallback": False}
 
 
 def fast_stereo() -> StereoConfig:
@@ -43,6 +43,14 @@ def quality_stereo() -> StereoConfig:
     return dataclasses.replace(
         StereoConfig(), keyframe_translation=0.05, refine_hypotheses=12, refine_range=2.0
     )
+
+
+def unrecorded_prior() -> StereoConfig:
+    """The prior settings of a model file or a prepared scene that records none (made
+    before 2026-12-07): the ``model_prior`` preset as it was then, its planes from
+    0.3 m."""
+    prior = prior_stereo_config()
+    return dataclasses.replace(prior, sweep=dataclasses.replace(prior.sweep, min_depth=0.3))
 
 
 STEREO_PRESETS = {

@@ -43,8 +43,8 @@ from atlas.model.contract import InputContract, make_contract
 from atlas.readers.image_io import read_color
 from atlas.readers.prepared import INDEX, frame_path, is_prepared, load_index, scale_key
 from atlas.readers.scannet import read_split
-from atlas.stereo.pipeline import StereoConfig, prior_stereo_config
-from atlas.stereo.presets import stereo_differences, stereo_from_dict
+from atlas.stereo.pipeline import StereoConfig
+from atlas.stereo.presets import stereo_differences, stereo_from_dict, unrecorded_prior
 from atlas.training.crops import (
     crop_centres,
     random_crop_transform,
@@ -354,8 +354,9 @@ class ATLASDataModule(pl.LightningDataModule):
     def prior_stereo(self) -> StereoConfig | None:
         """The stereo settings every scene's prior was made with (as recorded by
         ``prepare.py``), None when the items take no prior. Scenes prepared before the
-        record existed count as the ``model_prior`` preset (a logged warning); scenes
-        that disagree are a ``ValueError`` naming two of them and the settings."""
+        record existed count as :func:`atlas.stereo.presets.unrecorded_prior` (a logged
+        warning); scenes that disagree are a ``ValueError`` naming two of them and the
+        settings."""
         self.setup()
         if self.item.prior != "stereo":
             return None
@@ -366,7 +367,7 @@ class ATLASDataModule(pl.LightningDataModule):
             if not recorded:
                 unrecorded.append(scene.dir)
             try:
-                cfg = stereo_from_dict(recorded) if recorded else prior_stereo_config()
+                cfg = stereo_from_dict(recorded) if recorded else unrecorded_prior()
             except (TypeError, KeyError) as err:
                 raise ValueError(
                     f"{scene.dir / INDEX}: 'prior_stereo' is not a stereo settings record "
@@ -376,7 +377,7 @@ class ATLASDataModule(pl.LightningDataModule):
         if unrecorded:
             log.warning(
                 "%d prepared scene(s) record no prior settings (prepared before 2026-12-07, "
-                "e.g. %s): assuming the model_prior preset",
+                "e.g. %s): assuming the model_prior preset of then (planes from 0.3 m)",
                 len(unrecorded),
                 unrecorded[0],
             )
